@@ -1,0 +1,70 @@
+//! Interrupt lines from devices into the machine.
+//!
+//! Devices drive numbered lines through [`InterruptLine`] objects; the levels are kept here for the
+//! interrupt controller, and every change wakes a waiting hart.
+
+use crate::events::EventBus;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use vm_plugin_api::{
+    InterruptLine, InterruptLineArc, VmEvent,
+    abi_stable::{sabi_trait::TD_Opaque, std_types::RArc},
+};
+
+/// Highest line number + 1 (`riscv,ndev` is 0x5f on the `virt` board's PLIC, so 96 lines fit).
+pub const MAX_LINES: u32 = 128;
+
+/// Levels of every line, and who to wake when one changes.
+pub struct IrqState {
+    levels: [AtomicU64; 2],
+    wake: Arc<tokio::sync::Notify>,
+    exit_request: Arc<AtomicU32>,
+    events: EventBus,
+}
+
+impl IrqState {
+    /// Line levels that wake `wake` and ask the engine to return on change.
+    pub fn new(wake: Arc<tokio::sync::Notify>, exit_request: Arc<AtomicU32>, events: EventBus) -> Self {
+        IrqState { levels: [AtomicU64::new(0), AtomicU64::new(0)], wake, exit_request, events }
+    }
+
+    /// Sets line `n`.
+    pub fn set(&self, n: u32, level: bool) {
+        let Some(word) = self.levels.get((n / 64) as usize) else { return };
+        let bit = 1u64 << (n % 64);
+        let old =
+            if level { word.fetch_or(bit, Ordering::SeqCst) } else { word.fetch_and(!bit, Ordering::SeqCst) };
+        if (old & bit != 0) != level {
+            self.events.publish(&VmEvent::DeviceInterrupt { irq: n, level });
+            self.exit_request.store(1, Ordering::SeqCst);
+            self.wake.notify_one();
+        }
+    }
+
+    /// The level of line `n`.
+    pub fn level(&self, n: u32) -> bool {
+        self.levels.get((n / 64) as usize).is_some_and(|w| w.load(Ordering::SeqCst) & (1 << (n % 64)) != 0)
+    }
+}
+
+struct Line {
+    n: u32,
+    state: Arc<IrqState>,
+}
+
+impl InterruptLine for Line {
+    fn set_level(&self, level: bool) {
+        self.state.set(self.n, level)
+    }
+    fn number(&self) -> u32 {
+        self.n
+    }
+}
+
+/// The line object handed to a device plugin.
+pub fn line(state: &Arc<IrqState>, n: u32) -> InterruptLineArc {
+    vm_plugin_api::device::InterruptLine_TO::from_ptr(
+        RArc::new(Line { n, state: Arc::clone(state) }),
+        TD_Opaque,
+    )
+}

@@ -1,0 +1,349 @@
+//! Finding and loading plugins: by name through a search path, or from an explicit file.
+//!
+//! Every library is checked before use: its plugin-api version must be semver-compatible with the
+//! host's, and abi_stable must find every boundary type laid out as the host expects. Refusals say
+//! which file, which plugin, both versions and what to do. Libraries are never unloaded (unloading
+//! Rust shared objects is unsound), so loading is cached per file.
+
+use crate::builtins;
+use crate::config::PluginRef;
+use abi_stable::library::{LibraryError, lib_header_from_path};
+use std::collections::HashMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use vm_plugin_api::{PLUGIN_API_VERSION, PluginInfo, PluginKind, PluginModRef};
+
+/// Where a plugin came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// Linked into the host.
+    Builtin,
+    /// Loaded from this file.
+    File(PathBuf),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Builtin => f.write_str("built-in"),
+            Source::File(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// A loaded, checked plugin.
+#[derive(Clone)]
+pub struct Plugin {
+    /// Its self-description.
+    pub info: PluginInfo,
+    /// Its root module.
+    pub module: PluginModRef,
+    /// Where it came from.
+    pub source: Source,
+}
+
+/// Why a plugin could not be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadError {
+    /// The file does not exist or cannot be read.
+    #[error("plugin file {path} cannot be opened: {reason}")]
+    Missing {
+        /// The file.
+        path: PathBuf,
+        /// The OS's words.
+        reason: String,
+    },
+    /// The file is not a vmhost plugin library.
+    #[error("{path} is not a vmhost plugin: {reason}")]
+    NotAPlugin {
+        /// The file.
+        path: PathBuf,
+        /// What the loader found.
+        reason: String,
+    },
+    /// Built against a plugin-api this host cannot use.
+    #[error(
+        "plugin '{name}' ({path}) was built against plugin-api {plugin_api}, but this vmhost uses plugin-api \
+         {host_api}, which is not compatible; rebuild the plugin against plugin-api {host_api}"
+    )]
+    IncompatibleVersion {
+        /// The file.
+        path: PathBuf,
+        /// The plugin's name (from the file name: the plugin was not initialised).
+        name: String,
+        /// The plugin-api version it was built against.
+        plugin_api: String,
+        /// The host's plugin-api version.
+        host_api: String,
+    },
+    /// Same version, different type layouts.
+    #[error(
+        "plugin '{name}' ({path}), built against plugin-api {plugin_api}, does not match the plugin ABI of this \
+         vmhost (plugin-api {host_api}): {detail}; rebuild the plugin against plugin-api {host_api}"
+    )]
+    LayoutMismatch {
+        /// The file.
+        path: PathBuf,
+        /// The plugin's name (from the file name).
+        name: String,
+        /// The plugin-api version it claims.
+        plugin_api: String,
+        /// The host's plugin-api version.
+        host_api: String,
+        /// The mismatch as abi_stable reports it (its final `Error:` block).
+        detail: String,
+    },
+    /// The plugin is of another kind than the place that names it.
+    #[error("plugin '{name}' ({origin}) is a {found:?} plugin, but {wanted:?} is needed here")]
+    WrongKind {
+        /// Plugin name.
+        name: String,
+        /// Where it came from.
+        origin: Source,
+        /// Its kind.
+        found: PluginKind,
+        /// The kind needed.
+        wanted: PluginKind,
+    },
+    /// No plugin of that name anywhere.
+    #[error("no plugin named '{name}': not built in, and no {file} in {searched}")]
+    UnknownName {
+        /// The name.
+        name: String,
+        /// The file name looked for.
+        file: String,
+        /// The directories searched, for the message.
+        searched: String,
+    },
+}
+
+/// The directories searched for plugins by name, in order.
+#[derive(Debug, Clone, Default)]
+pub struct SearchPath {
+    /// In priority order.
+    pub dirs: Vec<PathBuf>,
+}
+
+impl SearchPath {
+    /// `[plugins] path` from vm.toml, then `$VMHOST_PLUGIN_PATH` (colon-separated), then the
+    /// directory of the vmhost binary.
+    pub fn new(config_dirs: &[PathBuf]) -> SearchPath {
+        let mut dirs: Vec<PathBuf> = config_dirs.to_vec();
+        if let Some(env) = std::env::var_os("VMHOST_PLUGIN_PATH") {
+            dirs.extend(std::env::split_paths(&env).filter(|p| !p.as_os_str().is_empty()));
+        }
+        if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
+            dirs.push(dir);
+        }
+        SearchPath { dirs }
+    }
+}
+
+/// The file name a plugin called `name` is built as (`-` becomes `_`, as cargo does).
+pub fn file_name(name: &str) -> String {
+    format!("libvmhost_{}.so", name.replace('-', "_"))
+}
+
+fn name_from_file(path: &Path) -> String {
+    let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    stem.strip_prefix("libvmhost_").unwrap_or(&stem).to_string()
+}
+
+/// Loads and checks the plugin library at `path` (cached: a file is opened once per process).
+pub fn load_file(path: &Path) -> Result<Plugin, LoadError> {
+    static CACHE: Mutex<Option<HashMap<PathBuf, Result<Plugin, LoadError>>>> = Mutex::new(None);
+    let key = std::fs::canonicalize(path)
+        .map_err(|e| LoadError::Missing { path: path.to_path_buf(), reason: e.to_string() })?;
+    let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
+    let cache = cache.get_or_insert_with(HashMap::new);
+    if let Some(r) = cache.get(&key) {
+        return r.clone();
+    }
+    let r = open(path);
+    cache.insert(key, r.clone());
+    r
+}
+
+fn open(path: &Path) -> Result<Plugin, LoadError> {
+    if let Err(e) = std::fs::File::open(path) {
+        return Err(LoadError::Missing { path: path.to_path_buf(), reason: e.to_string() });
+    }
+    let not_a_plugin = |reason: String| LoadError::NotAPlugin { path: path.to_path_buf(), reason };
+    let header = lib_header_from_path(path).map_err(|e| not_a_plugin(short_library_error(&e)))?;
+    let plugin_api = header.version_strings().version.to_string();
+    if !api_compatible(&plugin_api) {
+        return Err(LoadError::IncompatibleVersion {
+            path: path.to_path_buf(),
+            name: name_from_file(path),
+            plugin_api,
+            host_api: PLUGIN_API_VERSION.to_string(),
+        });
+    }
+    let module = header.init_root_module::<PluginModRef>().map_err(|e| match e {
+        LibraryError::AbiInstability(_) => LoadError::LayoutMismatch {
+            path: path.to_path_buf(),
+            name: name_from_file(path),
+            plugin_api: plugin_api.clone(),
+            host_api: PLUGIN_API_VERSION.to_string(),
+            detail: abi_error_tail(&e.to_string()),
+        },
+        LibraryError::IncompatibleVersionNumber { .. } => LoadError::IncompatibleVersion {
+            path: path.to_path_buf(),
+            name: name_from_file(path),
+            plugin_api: plugin_api.clone(),
+            host_api: PLUGIN_API_VERSION.to_string(),
+        },
+        other => not_a_plugin(short_library_error(&other)),
+    })?;
+    Ok(Plugin { info: module.plugin_info(), module, source: Source::File(path.to_path_buf()) })
+}
+
+/// Same major version, and for 0.x the same minor version: what cargo's `^` accepts.
+fn api_compatible(plugin_api: &str) -> bool {
+    let (Ok(host), Ok(plugin)) =
+        (semver::Version::parse(PLUGIN_API_VERSION), semver::Version::parse(plugin_api))
+    else {
+        return false;
+    };
+    let req = if host.major == 0 { format!("^0.{}", host.minor) } else { format!("^{}", host.major) };
+    semver::VersionReq::parse(&req).is_ok_and(|r| r.matches(&plugin))
+}
+
+/// abi_stable's layout errors run to hundreds of lines; the useful part is the final `Error:`
+/// block (what was expected, what was found).
+fn abi_error_tail(full: &str) -> String {
+    let tail = full.rfind("Error:").map_or(full, |i| &full[i..]);
+    tail.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+}
+
+fn short_library_error(e: &LibraryError) -> String {
+    let s = e.to_string();
+    let s = s.trim();
+    if s.contains("_1as_0lib_1header_0root_bmodule_bloader") {
+        "it does not export a plugin root module (build it with vm_plugin_api::export_plugin!)".to_string()
+    } else {
+        s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// Resolves a plugin reference of the given kind: a path is loaded as is; a name is looked up on
+/// the search path (a compatible `.so` wins), then among the built-ins.
+pub fn resolve(r: &PluginRef, kind: PluginKind, search: &SearchPath) -> Result<Plugin, LoadError> {
+    let plugin = match r {
+        PluginRef::Path(p) => load_file(p)?,
+        PluginRef::Name(name) => find_by_name(name, search)?,
+    };
+    if plugin.info.kind != kind {
+        return Err(LoadError::WrongKind {
+            name: plugin.info.name.to_string(),
+            origin: plugin.source.clone(),
+            found: plugin.info.kind,
+            wanted: kind,
+        });
+    }
+    Ok(plugin)
+}
+
+fn find_by_name(name: &str, search: &SearchPath) -> Result<Plugin, LoadError> {
+    let file = file_name(name);
+    let builtin = builtins::find(name);
+    for dir in &search.dirs {
+        let path = dir.join(&file);
+        if !path.exists() {
+            continue;
+        }
+        match load_file(&path) {
+            Ok(p) => return Ok(p),
+            // A stale build next to the binary must not stop the built-in from working.
+            Err(e) if builtin.is_some() => tracing::warn!("{e}; using the built-in '{name}' instead"),
+            Err(e) => return Err(e),
+        }
+    }
+    match builtin {
+        Some((info, module)) => Ok(Plugin { info, module, source: Source::Builtin }),
+        None => Err(LoadError::UnknownName {
+            name: name.to_string(),
+            file,
+            searched: search.dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "),
+        }),
+    }
+}
+
+/// One row of `vmhost plugins`.
+pub struct Listing {
+    /// The plugin, when it loaded.
+    pub plugin: Result<Plugin, LoadError>,
+    /// Where it was found.
+    pub source: Source,
+}
+
+/// Every plugin on the search path and every built-in.
+pub fn discover(search: &SearchPath) -> Vec<Listing> {
+    let mut out: Vec<Listing> = builtins::all()
+        .iter()
+        .map(|(info, module)| Listing {
+            plugin: Ok(Plugin { info: info.clone(), module: *module, source: Source::Builtin }),
+            source: Source::Builtin,
+        })
+        .collect();
+    for dir in &search.dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else { continue };
+        let mut files: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                let n = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                n.starts_with("libvmhost_") && n.ends_with(".so")
+            })
+            .collect();
+        files.sort();
+        for f in files {
+            if out.iter().any(|l| l.source == Source::File(f.clone())) {
+                continue;
+            }
+            out.push(Listing { plugin: load_file(&f), source: Source::File(f) });
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_compatibility_follows_cargo_caret() {
+        let v = semver::Version::parse(PLUGIN_API_VERSION).unwrap();
+        assert!(api_compatible(PLUGIN_API_VERSION));
+        assert!(api_compatible(&format!("{}.{}.{}", v.major, v.minor, v.patch + 7)));
+        assert!(!api_compatible(&format!("{}.{}.0", v.major, v.minor + 1)));
+        assert!(!api_compatible("not a version"));
+    }
+
+    #[test]
+    fn abi_tail_keeps_the_final_error_block() {
+        let full = "lots\nof\nlayout\nError:\n   mismatched type\n   Expected: u64\n   Found: u32\n";
+        assert_eq!(abi_error_tail(full), "Error: mismatched type Expected: u64 Found: u32");
+    }
+
+    #[test]
+    fn missing_and_non_plugin_files_are_refused() {
+        let e = load_file(Path::new("/nonexistent/libvmhost_x.so")).err().unwrap();
+        assert!(matches!(e, LoadError::Missing { .. }), "{e}");
+        let junk = std::env::temp_dir().join("vmhost-loader-junk.so");
+        std::fs::write(&junk, b"this is not an ELF file").unwrap();
+        let e = load_file(&junk).err().unwrap();
+        assert!(e.to_string().starts_with(&format!("{} is not a vmhost plugin: ", junk.display())), "{e}");
+    }
+
+    #[test]
+    fn builtins_resolve_by_name_with_kind_checked() {
+        let s = SearchPath { dirs: vec![] };
+        let p = resolve(&PluginRef::Name("interp".into()), PluginKind::Engine, &s).ok().unwrap();
+        assert_eq!(p.source, Source::Builtin);
+        let e = resolve(&PluginRef::Name("serial".into()), PluginKind::Engine, &s).err().unwrap();
+        assert!(matches!(e, LoadError::WrongKind { .. }), "{e}");
+        let e = resolve(&PluginRef::Name("nope".into()), PluginKind::Device, &s).err().unwrap();
+        assert_eq!(e.to_string(), "no plugin named 'nope': not built in, and no libvmhost_nope.so in ");
+    }
+}

@@ -1,0 +1,189 @@
+//! Builds the machine a `vm.toml` describes: RAM, the `virt` board's fixed devices, the device
+//! plugins on the bus, and the guest program in memory.
+
+use crate::boot;
+use crate::bus::{Bus, SharedDevice};
+use crate::config::{DeviceConfig, VmConfig};
+use crate::devices::{clint, clint::Clint, plugin::PluginDevice, syscon, syscon::PowerState, syscon::Syscon};
+use crate::error::HostError;
+use crate::events::EventBus;
+use crate::irq::{self, IrqState};
+use crate::loader::{self, Plugin, SearchPath};
+use crate::memory::{GuestMemory, HostMemory};
+use std::sync::atomic::AtomicU32;
+use std::sync::{Arc, Mutex};
+use vm_plugin_api::{
+    DeviceContext, MemoryManagerArc, PluginKind,
+    abi_stable::{
+        sabi_trait::TD_Opaque,
+        std_types::{RArc, ROption},
+    },
+    memory::MemoryManager_TO,
+};
+
+/// Guest physical address of RAM on the `virt` board.
+pub const RAM_BASE: u64 = 0x8000_0000;
+
+/// A device plugin instance on the bus.
+pub struct DeviceSlot {
+    /// Its id from vm.toml.
+    pub id: String,
+    /// The plugin it came from.
+    pub plugin: Plugin,
+    /// The device (also mapped on the bus).
+    pub device: Arc<Mutex<PluginDevice>>,
+}
+
+/// The assembled machine, before any engine runs on it.
+pub struct Machine {
+    /// Guest RAM.
+    pub ram: Arc<GuestMemory>,
+    /// Device bus.
+    pub bus: Arc<Bus>,
+    /// Timer and software interrupts.
+    pub clint: Clint,
+    /// Power-off requests from the guest.
+    pub power: PowerState,
+    /// Device interrupt lines.
+    pub irqs: Arc<IrqState>,
+    /// Device plugins, in vm.toml order.
+    pub devices: Vec<DeviceSlot>,
+    /// Where the guest starts.
+    pub entry: u64,
+    /// Rung when something may end a `wfi` wait (interrupt line, stop request).
+    pub wake: Arc<tokio::sync::Notify>,
+    /// Asks the running engine to return at its next block boundary.
+    pub exit_request: Arc<AtomicU32>,
+}
+
+impl Machine {
+    /// Builds the machine for `config`, loading device plugins through `search`.
+    pub fn build(config: &VmConfig, search: &SearchPath, events: &EventBus) -> Result<Machine, HostError> {
+        let ram = Arc::new(GuestMemory::new(RAM_BASE, config.memory)?);
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let exit_request = Arc::new(AtomicU32::new(0));
+        let irqs = Arc::new(IrqState::new(Arc::clone(&wake), Arc::clone(&exit_request), events.clone()));
+        let clint = Clint::new();
+        let power = PowerState::default();
+
+        let mut bus = Bus::new();
+        let fixed: [(u64, u64, &str, SharedDevice); 2] = [
+            (syscon::BASE, syscon::SIZE, "syscon", Arc::new(Mutex::new(Syscon::new(power.clone())))),
+            (clint::BASE, clint::SIZE, "clint", Arc::new(Mutex::new(clint.clone()))),
+        ];
+        for (base, size, name, dev) in fixed {
+            bus.map(base, size, base, name, dev).map_err(|o| HostError::Other(format!("{name}: {o}")))?;
+        }
+        let ram_end = RAM_BASE + config.memory;
+
+        // Devices reach memory through the bus, but the bus is still being built: hand them a
+        // memory manager over a bus that will be filled in, via a late-bound slot.
+        let late_bus = Arc::new(std::sync::OnceLock::<Arc<Bus>>::new());
+        let mut devices = Vec::new();
+        for d in &config.devices {
+            let plugin = loader::resolve(&d.plugin, PluginKind::Device, search).map_err(|e| {
+                config.error_at(d.plugin_position, format!("key `device.plugin` of device '{}': {e}", d.id))
+            })?;
+            tracing::info!(
+                "device '{}': plugin '{}' {} ({})",
+                d.id,
+                plugin.info.name,
+                plugin.info.version,
+                plugin.source
+            );
+            let memory = memory_manager(Arc::clone(&ram), Arc::clone(&late_bus));
+            let device = create_device(config, d, &plugin, memory, &irqs)?;
+            let regions: Vec<_> = device.io_regions().into_iter().collect();
+            if regions.is_empty() {
+                return Err(config
+                    .error_at(d.base_position, format!("device '{}' declares no I/O regions", d.id))
+                    .into());
+            }
+            let shared = Arc::new(Mutex::new(PluginDevice(device)));
+            for r in regions {
+                let start = d.base.checked_add(r.offset).ok_or_else(|| {
+                    config
+                        .error_at(d.base_position, format!("key `device.base`: device '{}' overflows", d.id))
+                })?;
+                let align = r.size.next_power_of_two().clamp(1, 4096);
+                if start % align != 0 {
+                    return Err(config
+                        .error_at(
+                            d.base_position,
+                            format!(
+                                "key `device.base`: {:#x} is not aligned to the {:#x}-byte register region of \
+                                 device '{}' ({}); use a multiple of {align:#x}",
+                                d.base, r.size, d.id, plugin.info.name
+                            ),
+                        )
+                        .into());
+                }
+                if start < ram_end && RAM_BASE < start.saturating_add(r.size) {
+                    return Err(config
+                        .error_at(
+                            d.base_position,
+                            format!("key `device.base`: device '{}' at {start:#x} overlaps RAM", d.id),
+                        )
+                        .into());
+                }
+                let dev: SharedDevice = shared.clone();
+                bus.map(start, r.size, d.base, &d.id, dev).map_err(|o| {
+                    config.error_at(d.base_position, format!("key `device.base`: device '{}' {o}", d.id))
+                })?;
+            }
+            devices.push(DeviceSlot { id: d.id.clone(), plugin, device: shared });
+        }
+        let bus = Arc::new(bus);
+        // Cannot fail: the slot is set once, here.
+        let _ = late_bus.set(Arc::clone(&bus));
+
+        let entry = boot::load_kernel(&config.kernel, &ram.view())
+            .map_err(|m| config.error(format!("key `boot.kernel`: {m}")))?
+            .0;
+        Ok(Machine { ram, bus, clint, power, irqs, devices, entry, wake, exit_request })
+    }
+}
+
+fn create_device(
+    config: &VmConfig,
+    d: &DeviceConfig,
+    plugin: &Plugin,
+    memory: MemoryManagerArc,
+    irqs: &Arc<IrqState>,
+) -> Result<vm_plugin_api::DeviceBox, HostError> {
+    let Some(create) = plugin.module.create_device() else {
+        return Err(HostError::Other(format!("plugin '{}' has no device factory", plugin.info.name)));
+    };
+    if let Some(n) = d.irq
+        && n >= irq::MAX_LINES
+    {
+        return Err(config
+            .error(format!("key `device.irq` of device '{}': {n} is above {}", d.id, irq::MAX_LINES - 1))
+            .into());
+    }
+    let ctx = DeviceContext {
+        id: d.id.as_str().into(),
+        base: d.base,
+        config: d.config.as_str().into(),
+        irq: match d.irq {
+            Some(n) => ROption::RSome(irq::line(irqs, n)),
+            None => ROption::RNone,
+        },
+        memory,
+    };
+    create(ctx).into_result().map_err(|e| {
+        config
+            .error(format!(
+                "device '{}' ({}) refused its configuration: {}",
+                d.id,
+                plugin.info.name,
+                e.message()
+            ))
+            .into()
+    })
+}
+
+/// A memory manager for a device, over RAM and the bus once it is assembled.
+fn memory_manager(ram: Arc<GuestMemory>, bus: Arc<std::sync::OnceLock<Arc<Bus>>>) -> MemoryManagerArc {
+    MemoryManager_TO::from_ptr(RArc::new(HostMemory::new(ram, bus)), TD_Opaque)
+}

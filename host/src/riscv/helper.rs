@@ -1,0 +1,67 @@
+//! The helper calls the RISC-V frontend emits, and their calling convention.
+//!
+//! Helper ids are the frontend's own numbering (engines pass them through untouched). Before any
+//! helper runs, the engine has set `cpu.pc` to the instruction's pc and `cpu.instret` to the count
+//! before it (see `vm_plugin_api::ir`). A helper that returns `Flow::Continue` lets the instruction
+//! retire with the block; one that redirects or exits sets `cpu.pc`, and bumps `cpu.instret` itself
+//! when the instruction retired (`mret`, `wfi`), but not when it trapped (`ecall`, illegal).
+
+/// Frontend helper ids.
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Helper {
+    /// `csrrw`/`csrrwi`: `a` = new value, `b` = csr number | flags. Returns the old value.
+    CsrRw = 1,
+    /// `csrrs`/`csrrsi`: `a` = bits to set, `b` = csr number | flags. Returns the old value.
+    CsrRs = 2,
+    /// `csrrc`/`csrrci`: `a` = bits to clear, `b` = csr number | flags. Returns the old value.
+    CsrRc = 3,
+    /// `ecall`: raises the environment-call exception for the current privilege. Always redirects.
+    Ecall = 4,
+    /// `ebreak`: raises a breakpoint exception. Always redirects.
+    Ebreak = 5,
+    /// `mret`: returns from an M-mode trap. Redirects.
+    Mret = 6,
+    /// `sret`: returns from an S-mode trap. Redirects (or raises illegal instruction).
+    Sret = 7,
+    /// `wfi`: exits with `ExitReason::Wfi`, pc at the next instruction.
+    Wfi = 8,
+    /// `sfence.vma`: `a` = rs1 value (address), `b` = rs2 value (asid). Continues.
+    SfenceVma = 9,
+    /// An instruction the frontend does not implement or that is illegal: `a` = its raw bits.
+    /// Raises illegal-instruction with `mtval` = the bits. Always redirects.
+    Illegal = 10,
+}
+
+/// Flag in a CSR helper's `b`: the destination is `x0`, so the CSR must not be read (no read side
+/// effects).
+pub const CSR_NO_READ: u64 = 1 << 12;
+/// Flag in a CSR helper's `b`: the source is `x0` / a zero immediate for `csrrs`/`csrrc`, so the
+/// CSR must not be written (reading a read-only CSR is then legal).
+pub const CSR_NO_WRITE: u64 = 1 << 13;
+/// Mask of the CSR number in a CSR helper's `b`.
+pub const CSR_NUMBER_MASK: u64 = 0xfff;
+
+impl Helper {
+    /// The helper with id `id`, if any.
+    pub fn from_id(id: u32) -> Option<Helper> {
+        use Helper::*;
+        Some(match id {
+            1 => CsrRw,
+            2 => CsrRs,
+            3 => CsrRc,
+            4 => Ecall,
+            5 => Ebreak,
+            6 => Mret,
+            7 => Sret,
+            8 => Wfi,
+            9 => SfenceVma,
+            10 => Illegal,
+            _ => return None,
+        })
+    }
+    /// The id the IR carries.
+    pub fn id(self) -> u32 {
+        self as u32
+    }
+}

@@ -1,0 +1,485 @@
+//! Lowering: one guest basic block to one [`IrBlock`].
+//!
+//! [`translate`] decodes instructions from a start pc until one that changes control flow, the
+//! instruction cap, the end of the start page, or a fetch fault, and emits the IR for each. Complex
+//! instructions become helper calls (see [`helper`](crate::riscv::helper)); the rules engines rely
+//! on (no writes to `x0`, exact [`At`]s) are kept here.
+
+use vm_plugin_api::IrBlock;
+use vm_plugin_api::abi_stable::std_types::{ROption, RVec};
+use vm_plugin_api::ir::{At, BinOp, Dest, IrOp, MemAccess, Operand, Terminator};
+
+use crate::riscv::decode::{self, CsrOp, Insn};
+use crate::riscv::helper::{CSR_NO_READ, CSR_NO_WRITE, Helper};
+
+/// Most guest instructions in one block (bounds interrupt latency).
+pub const MAX_BLOCK_INSNS: u32 = 64;
+
+/// A block never starts an instruction on a page other than its first: that page's mapping or
+/// contents may change independently of the first's.
+const PAGE_SHIFT: u32 = 12;
+
+/// Translates the block at `pc`. `fetch16(addr)` returns the 16-bit halfword at guest address `addr`, or
+/// None if fetching there faults. Returns None only when the first instruction cannot be fetched; a fetch failure later
+/// ends the block before that instruction (with a Jump to it, so the fault is raised when it is executed).
+pub fn translate(pc: u64, fetch16: &mut dyn FnMut(u64) -> Option<u16>) -> Option<IrBlock> {
+    let mut ops = RVec::new();
+    let mut len = 0u32;
+    let mut insn_count = 0u32;
+    let term = loop {
+        let insn_pc = pc.wrapping_add(u64::from(len));
+        if insn_count > 0 && (insn_count == MAX_BLOCK_INSNS || insn_pc >> PAGE_SHIFT != pc >> PAGE_SHIFT) {
+            break Terminator::Jump { target: insn_pc };
+        }
+        let Some(decoded) = decode::fetch(insn_pc, fetch16) else {
+            if insn_count == 0 {
+                return None;
+            }
+            break Terminator::Jump { target: insn_pc };
+        };
+        let at = At { pc_offset: len, insn_index: insn_count };
+        len += u32::from(decoded.len);
+        insn_count += 1;
+        let next_pc = insn_pc.wrapping_add(u64::from(decoded.len));
+        if let Some(term) = lower(&mut ops, decoded.insn, insn_pc, next_pc, at) {
+            break term;
+        }
+    };
+    Some(IrBlock { pc, len, insn_count, ops, term })
+}
+
+/// Emits the ops of one instruction; returns the terminator if it ends the block.
+fn lower(ops: &mut RVec<IrOp>, insn: Insn, pc: u64, next_pc: u64, at: At) -> Option<Terminator> {
+    // A temporary for values with nowhere else to go; each instruction uses at most this one.
+    const TMP: u8 = 0;
+    let reg = Operand::Reg;
+    let target = |imm: i64| pc.wrapping_add(imm as u64);
+    match insn {
+        Insn::Lui { rd, imm } => mov(ops, rd, Operand::Imm(imm)),
+        Insn::Auipc { rd, imm } => mov(ops, rd, Operand::Imm(target(imm) as i64)),
+        Insn::Jal { rd, imm } => {
+            mov(ops, rd, Operand::Imm(next_pc as i64));
+            return Some(Terminator::Jump { target: target(imm) });
+        }
+        Insn::Jalr { rd, rs1, imm } => {
+            // The target is computed before rd is written, since rd may be rs1.
+            let t = Dest::Tmp(TMP);
+            ops.push(IrOp::Bin { op: BinOp::Add, dst: t, a: reg(rs1), b: Operand::Imm(imm) });
+            ops.push(IrOp::Bin { op: BinOp::And, dst: t, a: Operand::Tmp(TMP), b: Operand::Imm(!1) });
+            mov(ops, rd, Operand::Imm(next_pc as i64));
+            return Some(Terminator::JumpIndirect { target: Operand::Tmp(TMP) });
+        }
+        Insn::Branch { cond, rs1, rs2, imm } => {
+            return Some(Terminator::Branch {
+                cond,
+                a: reg(rs1),
+                b: reg(rs2),
+                taken: target(imm),
+                not_taken: next_pc,
+            });
+        }
+        Insn::Load { rd, rs1, imm, access } => {
+            // A load into x0 still accesses memory (it may fault or touch a device).
+            let dst = if rd == 0 { Dest::Tmp(TMP) } else { Dest::Reg(rd) };
+            ops.push(IrOp::Load { dst, base: reg(rs1), offset: imm, access, at });
+        }
+        Insn::Store { rs1, rs2, imm, size } => {
+            let access = MemAccess { size, signed: false };
+            ops.push(IrOp::Store { src: reg(rs2), base: reg(rs1), offset: imm, access, at });
+        }
+        Insn::OpImm { op, rd, rs1, imm } if rd != 0 => {
+            ops.push(IrOp::Bin { op, dst: Dest::Reg(rd), a: reg(rs1), b: Operand::Imm(imm) });
+        }
+        Insn::Op { op, rd, rs1, rs2 } if rd != 0 => {
+            ops.push(IrOp::Bin { op, dst: Dest::Reg(rd), a: reg(rs1), b: reg(rs2) });
+        }
+        Insn::OpImm { .. } | Insn::Op { .. } | Insn::Fence => {}
+        Insn::FenceI => return Some(Terminator::FlushCode { next: next_pc }),
+        // A CSR write can enable a pending interrupt (mstatus, mie), which must be taken before
+        // the next instruction: the block ends there so the engine checks for it.
+        Insn::Csr { op, rd, rs1, csr } => {
+            if csr_op(ops, op, rd, reg(rs1), rs1 == 0, csr, at) {
+                return Some(Terminator::Jump { target: next_pc });
+            }
+        }
+        Insn::CsrImm { op, rd, zimm, csr } => {
+            if csr_op(ops, op, rd, Operand::Imm(i64::from(zimm)), zimm == 0, csr, at) {
+                return Some(Terminator::Jump { target: next_pc });
+            }
+        }
+        Insn::SfenceVma { rs1, rs2 } => helper(ops, Helper::SfenceVma, reg(rs1), reg(rs2), at),
+        Insn::Ecall => return Some(end_with_helper(ops, Helper::Ecall, 0, next_pc, at)),
+        Insn::Ebreak => return Some(end_with_helper(ops, Helper::Ebreak, 0, next_pc, at)),
+        Insn::Mret => return Some(end_with_helper(ops, Helper::Mret, 0, next_pc, at)),
+        Insn::Sret => return Some(end_with_helper(ops, Helper::Sret, 0, next_pc, at)),
+        Insn::Wfi => return Some(end_with_helper(ops, Helper::Wfi, 0, next_pc, at)),
+        Insn::Illegal { bits } => return Some(end_with_helper(ops, Helper::Illegal, bits, next_pc, at)),
+    }
+    None
+}
+
+/// `rd = src`, dropped when rd is x0.
+fn mov(ops: &mut RVec<IrOp>, rd: u8, src: Operand) {
+    if rd != 0 {
+        ops.push(IrOp::Mov { dst: Dest::Reg(rd), src });
+    }
+}
+
+/// A CSR access. `src_is_zero` says the source field is x0 or a zero immediate, which for
+/// `csrrs`/`csrrc` means the CSR is not written (so reading a read-only CSR is legal). Returns
+/// whether the instruction writes the CSR.
+fn csr_op(
+    ops: &mut RVec<IrOp>,
+    op: CsrOp,
+    rd: u8,
+    src: Operand,
+    src_is_zero: bool,
+    csr: u16,
+    at: At,
+) -> bool {
+    let (id, flags) = match op {
+        // csrrw with rd = x0 must not read the CSR (reads can have side effects).
+        CsrOp::Rw => (Helper::CsrRw, if rd == 0 { CSR_NO_READ } else { 0 }),
+        CsrOp::Rs => (Helper::CsrRs, if src_is_zero { CSR_NO_WRITE } else { 0 }),
+        CsrOp::Rc => (Helper::CsrRc, if src_is_zero { CSR_NO_WRITE } else { 0 }),
+    };
+    let dst = if rd == 0 { ROption::RNone } else { ROption::RSome(Dest::Reg(rd)) };
+    let b = Operand::Imm((u64::from(csr) | flags) as i64);
+    ops.push(IrOp::Helper { id: id.id(), dst, a: src, b, at });
+    flags & CSR_NO_WRITE == 0
+}
+
+/// A helper call with no result that continues the block.
+fn helper(ops: &mut RVec<IrOp>, id: Helper, a: Operand, b: Operand, at: At) {
+    ops.push(IrOp::Helper { id: id.id(), dst: ROption::RNone, a, b, at });
+}
+
+/// A helper call that ends the block. The helper redirects or exits, so the Jump is only the
+/// terminator the IR requires.
+fn end_with_helper(ops: &mut RVec<IrOp>, id: Helper, arg: u32, next_pc: u64, at: At) -> Terminator {
+    helper(ops, id, Operand::Imm(i64::from(arg)), Operand::Imm(0), at);
+    Terminator::Jump { target: next_pc }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vm_plugin_api::ir::{Cond, MAX_TEMPS};
+
+    const NOP: u32 = 0x0000_0013; // addi x0, x0, 0
+    const ECALL: u32 = 0x0000_0073;
+    const BASE: u64 = 0x8000_0000;
+
+    /// Translates `words` placed at `base`; fetching anywhere else faults.
+    fn translate_at(base: u64, words: &[u32]) -> Option<IrBlock> {
+        let mut fetch16 = |addr: u64| {
+            let offset = addr.checked_sub(base)?;
+            let word = words.get(usize::try_from(offset / 4).ok()?)?;
+            Some((word >> (offset % 4 * 8)) as u16)
+        };
+        let block = translate(base, &mut fetch16)?;
+        check_invariants(&block);
+        Some(block)
+    }
+
+    fn block(words: &[u32]) -> IrBlock {
+        translate_at(BASE, words).unwrap()
+    }
+
+    /// The rules every block must keep, whatever the guest code.
+    fn check_invariants(block: &IrBlock) {
+        assert!(block.insn_count >= 1 && block.insn_count <= MAX_BLOCK_INSNS);
+        let tmp_ok = |i: u8| usize::from(i) < MAX_TEMPS;
+        let operand_ok = |o: Operand| match o {
+            Operand::Reg(r) => r < 32,
+            Operand::Tmp(t) => tmp_ok(t),
+            Operand::Imm(_) => true,
+        };
+        let dest_ok = |d: Dest| match d {
+            Dest::Reg(r) => r != 0 && r < 32,
+            Dest::Tmp(t) => tmp_ok(t),
+        };
+        let at_ok = |at: At| at.pc_offset < block.len && at.insn_index < block.insn_count;
+        for op in block.ops.iter() {
+            let ok = match *op {
+                IrOp::Mov { dst, src } => dest_ok(dst) && operand_ok(src),
+                IrOp::Bin { dst, a, b, .. } => dest_ok(dst) && operand_ok(a) && operand_ok(b),
+                IrOp::Load { dst, base, at, .. } => dest_ok(dst) && operand_ok(base) && at_ok(at),
+                IrOp::Store { src, base, at, .. } => operand_ok(src) && operand_ok(base) && at_ok(at),
+                IrOp::Helper { dst, a, b, at, .. } => {
+                    dst.into_option().is_none_or(dest_ok) && operand_ok(a) && operand_ok(b) && at_ok(at)
+                }
+            };
+            assert!(ok, "{op:?} in {block:?}");
+        }
+    }
+
+    fn at(insn_index: u32) -> At {
+        At { pc_offset: insn_index * 4, insn_index }
+    }
+
+    fn helper_op(id: Helper, dst: Option<u8>, a: Operand, b: Operand, at: At) -> IrOp {
+        let dst = dst.map(Dest::Reg).into();
+        IrOp::Helper { id: id.id(), dst, a, b, at }
+    }
+
+    #[test]
+    fn straight_line_code_ends_at_a_branch() {
+        let b = block(&[
+            0x0050_0093, // addi x1, x0, 5
+            0x0010_8133, // add x2, x1, x1
+            0xfe20_8ce3, // beq x1, x2, .-8
+            NOP,
+        ]);
+        assert_eq!((b.pc, b.len, b.insn_count), (BASE, 12, 3));
+        let ops: &[IrOp] = &[
+            IrOp::Bin { op: BinOp::Add, dst: Dest::Reg(1), a: Operand::Reg(0), b: Operand::Imm(5) },
+            IrOp::Bin { op: BinOp::Add, dst: Dest::Reg(2), a: Operand::Reg(1), b: Operand::Reg(1) },
+        ];
+        assert_eq!(b.ops.as_slice(), ops);
+        let branch = Terminator::Branch {
+            cond: Cond::Eq,
+            a: Operand::Reg(1),
+            b: Operand::Reg(2),
+            taken: BASE,
+            not_taken: BASE + 12,
+        };
+        assert_eq!(b.term, branch);
+    }
+
+    #[test]
+    fn jal_writes_the_link_register_unless_x0() {
+        let b = block(&[0x0100_006f]); // jal x0, .+16
+        assert_eq!((b.len, b.insn_count), (4, 1));
+        assert!(b.ops.is_empty());
+        assert_eq!(b.term, Terminator::Jump { target: BASE + 16 });
+
+        let b = block(&[NOP, 0xff1f_f0ef]); // nop; jal x1, .-16
+        let link = IrOp::Mov { dst: Dest::Reg(1), src: Operand::Imm(BASE as i64 + 8) };
+        assert_eq!(b.ops.as_slice(), [link]);
+        assert_eq!(b.term, Terminator::Jump { target: BASE + 4 - 16 });
+    }
+
+    #[test]
+    fn jalr_computes_the_target_before_writing_rd() {
+        let b = block(&[0x7ff2_82e7]); // jalr x5, 2047(x5)
+        let ops: &[IrOp] = &[
+            IrOp::Bin { op: BinOp::Add, dst: Dest::Tmp(0), a: Operand::Reg(5), b: Operand::Imm(2047) },
+            IrOp::Bin { op: BinOp::And, dst: Dest::Tmp(0), a: Operand::Tmp(0), b: Operand::Imm(!1) },
+            IrOp::Mov { dst: Dest::Reg(5), src: Operand::Imm(BASE as i64 + 4) },
+        ];
+        assert_eq!(b.ops.as_slice(), ops);
+        assert_eq!(b.term, Terminator::JumpIndirect { target: Operand::Tmp(0) });
+    }
+
+    #[test]
+    fn writes_to_x0_are_dropped_but_loads_still_happen() {
+        let b = block(&[
+            NOP,
+            0x0020_8033, // add x0, x1, x2
+            0x0000_1037, // lui x0, 1
+            0x0000_1017, // auipc x0, 1
+            0x0000_a003, // lw x0, 0(x1)
+            ECALL,
+        ]);
+        assert_eq!(b.insn_count, 6);
+        let load = IrOp::Load {
+            dst: Dest::Tmp(0),
+            base: Operand::Reg(1),
+            offset: 0,
+            access: MemAccess { size: 4, signed: true },
+            at: at(4),
+        };
+        let ecall = helper_op(Helper::Ecall, None, Operand::Imm(0), Operand::Imm(0), at(5));
+        assert_eq!(b.ops.as_slice(), [load, ecall]);
+        assert_eq!(b.term, Terminator::Jump { target: BASE + 24 });
+    }
+
+    #[test]
+    fn lowers_each_operation_kind() {
+        let pc = BASE;
+        let b = block(&[
+            0x8001_009b, // addiw x1, x2, -2048
+            0xfff3_3293, // sltiu x5, x6, -1
+            0x43f1_5093, // srai x1, x2, 63
+            0x0252_31b3, // mulhu x3, x4, x5
+            0x8000_00b7, // lui x1, 0x80000
+            0xfffff117,  // auipc x2, 0xfffff
+            0x0000_000f, // fence
+            0x0000_100f, // fence.i
+        ]);
+        let bin = |op, rd, a, b| IrOp::Bin { op, dst: Dest::Reg(rd), a, b };
+        let ops: &[IrOp] = &[
+            bin(BinOp::AddW, 1, Operand::Reg(2), Operand::Imm(-2048)),
+            bin(BinOp::Sltu, 5, Operand::Reg(6), Operand::Imm(-1)),
+            bin(BinOp::Sar, 1, Operand::Reg(2), Operand::Imm(63)),
+            bin(BinOp::MulHU, 3, Operand::Reg(4), Operand::Reg(5)),
+            IrOp::Mov { dst: Dest::Reg(1), src: Operand::Imm(-0x8000_0000) },
+            IrOp::Mov { dst: Dest::Reg(2), src: Operand::Imm((pc + 20 - 0x1000) as i64) },
+        ];
+        assert_eq!(b.ops.as_slice(), ops);
+        assert_eq!((b.len, b.insn_count), (32, 8));
+        assert_eq!(b.term, Terminator::FlushCode { next: pc + 32 });
+    }
+
+    #[test]
+    fn memory_ops_carry_width_signedness_and_position() {
+        let b = block(&[
+            0x0011_4083, // lbu x1, 1(x2)
+            0x0021_5083, // lhu x1, 2(x2)
+            NOP,
+            0x0041_6083, // lwu x1, 4(x2)
+            0x0081_3083, // ld x1, 8(x2)
+            0x0011_00a3, // sb x1, 1(x2)
+            0x0011_1123, // sh x1, 2(x2)
+            0xfe31_2e23, // sw x3, -4(x2)
+            0xfe11_3c23, // sd x1, -8(x2)
+            ECALL,
+        ]);
+        let load = |size, offset, i| IrOp::Load {
+            dst: Dest::Reg(1),
+            base: Operand::Reg(2),
+            offset,
+            access: MemAccess { size, signed: false },
+            at: at(i),
+        };
+        let store = |src, size, offset, i| IrOp::Store {
+            src: Operand::Reg(src),
+            base: Operand::Reg(2),
+            offset,
+            access: MemAccess { size, signed: false },
+            at: at(i),
+        };
+        let mut ld = load(8, 8, 4);
+        if let IrOp::Load { access, .. } = &mut ld {
+            access.signed = true;
+        }
+        let ops: &[IrOp] = &[
+            load(1, 1, 0),
+            load(2, 2, 1),
+            load(4, 4, 3),
+            ld,
+            store(1, 1, 1, 5),
+            store(1, 2, 2, 6),
+            store(3, 4, -4, 7),
+            store(1, 8, -8, 8),
+            helper_op(Helper::Ecall, None, Operand::Imm(0), Operand::Imm(0), at(9)),
+        ];
+        assert_eq!(b.ops.as_slice(), ops);
+    }
+
+    #[test]
+    fn csr_instructions_pass_flags_and_end_the_block_when_they_write() {
+        let (r, i) = (Operand::Reg, |v: i64| Operand::Imm(v));
+        let csr = |id, dst, a, b: u64| helper_op(id, dst, a, Operand::Imm(b as i64), at(0));
+        let cases = [
+            (0x3051_9073, csr(Helper::CsrRw, None, r(3), 0x305 | CSR_NO_READ), true), // csrrw x0, 0x305, x3
+            (0x3401_10f3, csr(Helper::CsrRw, Some(1), r(2), 0x340), true),            // csrrw x1, 0x340, x2
+            (0xc000_2273, csr(Helper::CsrRs, Some(4), r(0), 0xc00 | CSR_NO_WRITE), false), // csrrs x4, 0xc00, x0
+            (0xfff3_22f3, csr(Helper::CsrRs, Some(5), r(6), 0xfff), true), // csrrs x5, 0xfff, x6
+            (0x3000_33f3, csr(Helper::CsrRc, Some(7), r(0), 0x300 | CSR_NO_WRITE), false), // csrrc x7, 0x300, x0
+            (0x3000_b3f3, csr(Helper::CsrRc, Some(7), r(1), 0x300), true), // csrrc x7, 0x300, x1
+            (0x180f_d4f3, csr(Helper::CsrRw, Some(9), i(31), 0x180), true), // csrrwi x9, 0x180, 31
+            (0x0000_5073, csr(Helper::CsrRw, None, i(0), CSR_NO_READ), true), // csrrwi x0, 0x000, 0
+            (0x3440_6573, csr(Helper::CsrRs, Some(10), i(0), 0x344 | CSR_NO_WRITE), false), // csrrsi x10, 0x344, 0
+            (0x1004_7073, csr(Helper::CsrRc, None, i(8), 0x100), true), // csrrci x0, 0x100, 8
+            (0x1000_7073, csr(Helper::CsrRc, None, i(0), 0x100 | CSR_NO_WRITE), false), // csrrci x0, 0x100, 0
+        ];
+        for (bits, op, writes) in cases {
+            let b = block(&[bits, ECALL]);
+            assert_eq!(b.ops[0], op, "{bits:#x}");
+            if writes {
+                assert_eq!((b.insn_count, b.term), (1, Terminator::Jump { target: BASE + 4 }), "{bits:#x}");
+            } else {
+                assert_eq!(b.insn_count, 2, "{bits:#x} continues the block");
+            }
+        }
+    }
+
+    #[test]
+    fn sfence_vma_is_a_helper_that_continues() {
+        let b = block(&[0x12c5_8073, 0x0000_100f]); // sfence.vma x11, x12; fence.i
+        let sfence = helper_op(Helper::SfenceVma, None, Operand::Reg(11), Operand::Reg(12), at(0));
+        assert_eq!(b.ops.as_slice(), [sfence]);
+        assert_eq!(b.term, Terminator::FlushCode { next: BASE + 8 });
+    }
+
+    #[test]
+    fn system_instructions_end_the_block() {
+        let cases = [
+            (ECALL, Helper::Ecall, 0),
+            (0x0010_0073, Helper::Ebreak, 0),
+            (0x3020_0073, Helper::Mret, 0),
+            (0x1020_0073, Helper::Sret, 0),
+            (0x1050_0073, Helper::Wfi, 0),
+            (0xffff_ffff, Helper::Illegal, 0xffff_ffff),
+            (0x0200_109b, Helper::Illegal, 0x0200_109b),
+            (0x0000_202f, Helper::Illegal, 0x0000_202f),
+        ];
+        for (word, id, arg) in cases {
+            let b = block(&[NOP, word, NOP]);
+            assert_eq!((b.len, b.insn_count), (8, 2), "{word:#x}");
+            assert_eq!(b.ops.as_slice(), [helper_op(id, None, Operand::Imm(arg), Operand::Imm(0), at(1))]);
+            assert_eq!(b.term, Terminator::Jump { target: BASE + 8 });
+        }
+    }
+
+    #[test]
+    fn compressed_encodings_are_illegal_and_two_bytes_long() {
+        // 0x00000000 is the canonical illegal instruction; only its first halfword is consumed.
+        let b = block(&[NOP, 0]);
+        assert_eq!((b.len, b.insn_count), (6, 2));
+        let illegal = helper_op(Helper::Illegal, None, Operand::Imm(0), Operand::Imm(0), at(1));
+        assert_eq!(b.ops.as_slice(), [illegal]);
+        assert_eq!(b.term, Terminator::Jump { target: BASE + 6 });
+    }
+
+    #[test]
+    fn blocks_stop_at_the_instruction_cap() {
+        let b = block(&[NOP; 100]);
+        assert_eq!((b.len, b.insn_count), (4 * MAX_BLOCK_INSNS, MAX_BLOCK_INSNS));
+        assert_eq!(b.term, Terminator::Jump { target: BASE + 4 * u64::from(MAX_BLOCK_INSNS) });
+    }
+
+    #[test]
+    fn blocks_stop_at_the_end_of_the_page() {
+        let b = translate_at(0x1ff8, &[NOP; 8]).unwrap();
+        assert_eq!((b.len, b.insn_count), (8, 2));
+        assert_eq!(b.term, Terminator::Jump { target: 0x2000 });
+
+        // The top of the address space: the next pc wraps to 0, which is another page.
+        let b = translate_at(u64::MAX - 3, &[NOP]).unwrap();
+        assert_eq!((b.len, b.insn_count), (4, 1));
+        assert_eq!(b.term, Terminator::Jump { target: 0 });
+    }
+
+    #[test]
+    fn fetch_faults_end_the_block_before_the_faulting_instruction() {
+        let b = block(&[NOP, NOP, NOP]);
+        assert_eq!((b.len, b.insn_count), (12, 3));
+        assert!(b.ops.is_empty());
+        assert_eq!(b.term, Terminator::Jump { target: BASE + 12 });
+
+        assert_eq!(translate(BASE, &mut |_| None), None);
+        // The second halfword of the first instruction faults: nothing can be translated.
+        assert_eq!(translate(BASE, &mut |addr| (addr == BASE).then_some(0x0013)), None);
+    }
+
+    #[test]
+    fn random_code_keeps_the_block_rules() {
+        // xorshift over words forced into the 32-bit encoding space (plus the odd compressed one),
+        // so blocks run on past the first instruction.
+        let mut x = 0x2545_f491_u32;
+        let mut words = [0u32; 80];
+        for _ in 0..20_000 {
+            for w in &mut words {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                *w = if x.is_multiple_of(97) { x } else { x | 3 };
+            }
+            let b = translate_at(0x1f40, &words).unwrap();
+            assert!(b.len <= 0xc0, "ran past the page: {b:?}");
+        }
+    }
+}

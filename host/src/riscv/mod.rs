@@ -1,0 +1,10 @@
+//! The RISC-V guest: everything that knows the guest ISA.
+//!
+//! `decode` reads instructions, `lower` turns a basic block into IR, `helper` defines the helper
+//! calls the IR makes back into the host, `csr` and `hart` implement them (CSRs, traps, privilege).
+
+pub mod csr;
+pub mod decode;
+pub mod hart;
+pub mod helper;
+pub mod lower;

@@ -1,0 +1,381 @@
+//! A running virtual machine: lifecycle of its components and the vCPU run loop.
+//!
+//! The loop takes pending interrupts, hands the CPU state to the engine for a slice, and handles
+//! the engine's exit (slice over, `wfi`, power-off, error). Engine runs happen off the async
+//! runtime's worker threads: a synchronous engine through `spawn_blocking`, an asynchronous one by
+//! awaiting its `FfiFuture`.
+
+use crate::config::VmConfig;
+use crate::devices::syscon::PowerRequest;
+use crate::error::HostError;
+use crate::events::EventBus;
+use crate::loader::{self, Plugin, SearchPath};
+use crate::machine::Machine;
+use crate::riscv::hart::{Hart, PRIV_M};
+use crate::vcpu::{SharedVcpu, VcpuContext};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use vm_plugin_api::{
+    AsyncRun, CpuState, EngineBox, ExecutionStats, ExitReason, PluginKind, VmError, VmEvent,
+    abi_stable::std_types::{RBox, RStr},
+};
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The guest powered off with this exit code.
+    PowerOff(i32),
+    /// The guest asked for a reset (not yet supported: treated as the end of the run).
+    Reset,
+    /// The instruction limit given to [`Vm::run_until`] was reached.
+    Paused,
+    /// Stopped from outside (Ctrl-C, [`StopHandle::stop`]).
+    Stopped,
+}
+
+/// Stops a running VM from another task or thread.
+#[derive(Clone)]
+pub struct StopHandle {
+    stop: Arc<AtomicBool>,
+    exit_request: Arc<AtomicU32>,
+    wake: Arc<tokio::sync::Notify>,
+}
+
+impl StopHandle {
+    /// Asks the VM to stop at the engine's next block boundary.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.exit_request.store(1, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+}
+
+struct EngineSlot {
+    engine: EngineBox,
+    plugin: Plugin,
+}
+
+/// A machine, its engine, and the CPU state they share.
+pub struct Vm {
+    machine: Machine,
+    engine: Option<EngineSlot>,
+    cpu: Option<RBox<CpuState>>,
+    vcpu: Arc<SharedVcpu>,
+    events: EventBus,
+    stop: Arc<AtomicBool>,
+    slice: u64,
+    /// Components started so far, in start order, for stopping in reverse.
+    started: Vec<String>,
+}
+
+impl Vm {
+    /// Builds the machine `config` describes and loads its engine.
+    pub fn new(config: &VmConfig) -> Result<Vm, HostError> {
+        let search = SearchPath::new(&config.plugin_path);
+        let events = EventBus::default();
+        let machine = Machine::build(config, &search, &events)?;
+        let plugin = loader::resolve(&config.engine, PluginKind::Engine, &search)
+            .map_err(|e| config.error_at(config.engine_position, format!("key `engine.plugin`: {e}")))?;
+        tracing::info!("engine: plugin '{}' {} ({})", plugin.info.name, plugin.info.version, plugin.source);
+        let engine = create_engine(&plugin, &config.engine_config).map_err(|e| {
+            config.error_at(config.engine_position, format!("engine '{}': {}", plugin.info.name, e.message()))
+        })?;
+
+        let mut cpu = CpuState { pc: machine.entry, privilege: PRIV_M, ..CpuState::default() };
+        cpu.x[10] = 0; // a0: hart id
+        let vcpu = SharedVcpu::new(VcpuContext {
+            hart: Hart::new(0, machine.clint.clone()),
+            ram: machine.ram.view(),
+            bus: Arc::clone(&machine.bus),
+            power: machine.power.clone(),
+            error: None,
+            exit_request: Arc::clone(&machine.exit_request),
+        });
+        let mut vm = Vm {
+            machine,
+            engine: None,
+            cpu: Some(RBox::new(cpu)),
+            vcpu,
+            events,
+            stop: Arc::new(AtomicBool::new(false)),
+            slice: config.slice,
+            started: Vec::new(),
+        };
+        vm.install_engine(engine, plugin);
+        for d in &vm.machine.devices {
+            d.device.lock().unwrap_or_else(|p| p.into_inner()).0.subscribe(vm.events.forwarder());
+        }
+        Ok(vm)
+    }
+
+    fn install_engine(&mut self, mut engine: EngineBox, plugin: Plugin) {
+        engine.subscribe(self.events.forwarder());
+        self.engine = Some(EngineSlot { engine, plugin });
+    }
+
+    /// The VM's events.
+    pub fn events(&self) -> &EventBus {
+        &self.events
+    }
+
+    /// A handle that stops the VM from elsewhere.
+    pub fn stop_handle(&self) -> StopHandle {
+        StopHandle {
+            stop: Arc::clone(&self.stop),
+            exit_request: Arc::clone(&self.machine.exit_request),
+            wake: Arc::clone(&self.machine.wake),
+        }
+    }
+
+    /// The guest's CPU state (between runs).
+    pub fn cpu(&self) -> &CpuState {
+        self.cpu.as_deref().expect("CPU state is only away during an engine run")
+    }
+
+    /// The running engine's name and counters.
+    pub fn engine_stats(&self) -> (String, ExecutionStats) {
+        let slot = self.engine.as_ref().expect("engine is only away during an engine run");
+        (slot.plugin.info.name.to_string(), slot.engine.stats())
+    }
+
+    /// The machine.
+    pub fn machine(&self) -> &Machine {
+        &self.machine
+    }
+
+    /// Initialises every component, then starts them in order: devices as listed, then the engine.
+    pub fn start(&mut self) -> Result<(), HostError> {
+        for d in &self.machine.devices {
+            lock(&d.device).0.init().into_result().map_err(|e| component_error(&d.id, "init", e))?;
+        }
+        let slot = self.engine.as_mut().expect("engine present");
+        slot.engine.init().into_result().map_err(|e| component_error(&slot.plugin.info.name, "init", e))?;
+        for i in 0..self.machine.devices.len() {
+            let d = &self.machine.devices[i];
+            lock(&d.device).0.start().into_result().map_err(|e| component_error(&d.id, "start", e))?;
+            let id = d.id.clone();
+            self.started(id);
+        }
+        let slot = self.engine.as_mut().expect("engine present");
+        let name = slot.plugin.info.name.to_string();
+        slot.engine.start().into_result().map_err(|e| component_error(&name, "start", e))?;
+        self.started(name);
+        Ok(())
+    }
+
+    fn started(&mut self, name: String) {
+        self.events.publish(&VmEvent::ComponentStarted(name.as_str().into()));
+        self.started.push(name);
+    }
+
+    /// Stops every started component in reverse start order. Every component is asked even if
+    /// one fails; the first failure is returned.
+    pub fn shutdown(&mut self) -> Result<(), HostError> {
+        let mut first_error = None;
+        while let Some(name) = self.started.pop() {
+            let r = if self.engine.as_ref().is_some_and(|s| s.plugin.info.name.as_str() == name) {
+                self.engine.as_mut().map(|s| s.engine.stop().into_result())
+            } else {
+                self.machine
+                    .devices
+                    .iter()
+                    .find(|d| d.id == name)
+                    .map(|d| lock(&d.device).0.stop().into_result())
+            };
+            match r {
+                Some(Ok(())) => self.events.publish(&VmEvent::ComponentStopped(name.as_str().into())),
+                Some(Err(e)) => {
+                    let err = component_error(&name, "stop", e);
+                    self.events.publish(&VmEvent::ErrorOccurred(err.to_string().into()));
+                    first_error.get_or_insert(err);
+                }
+                None => {}
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Starts, runs until the guest powers off or the VM is stopped, and stops every component,
+    /// also after an error.
+    pub async fn run(&mut self) -> Result<Outcome, HostError> {
+        let r = match self.start() {
+            Ok(()) => self.run_until(u64::MAX).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &r {
+            self.events.publish(&VmEvent::ErrorOccurred(e.to_string().into()));
+        }
+        let s = self.shutdown();
+        let outcome = r?;
+        s?;
+        Ok(outcome)
+    }
+
+    /// Runs the guest until it powers off, the VM is stopped, or about `limit` instructions have
+    /// retired in total (checked between slices).
+    pub async fn run_until(&mut self, limit: u64) -> Result<Outcome, HostError> {
+        let watcher = self.spawn_timer_watcher();
+        let r = self.run_loop(limit).await;
+        watcher.abort();
+        r
+    }
+
+    async fn run_loop(&mut self, limit: u64) -> Result<Outcome, HostError> {
+        loop {
+            if let Some(p) = self.machine.power.get() {
+                return Ok(match p {
+                    PowerRequest::Off(code) => Outcome::PowerOff(code),
+                    PowerRequest::Reset => Outcome::Reset,
+                });
+            }
+            if self.stop.load(Ordering::SeqCst) {
+                return Ok(Outcome::Stopped);
+            }
+            let instret = self.cpu().instret;
+            if instret >= limit {
+                return Ok(Outcome::Paused);
+            }
+            self.machine.exit_request.store(0, Ordering::SeqCst);
+            {
+                let cpu = self.cpu.as_deref_mut().expect("CPU state present between runs");
+                // SAFETY: no engine run is in flight.
+                let ctx = unsafe { self.vcpu.get() };
+                if let Some(code) = ctx.hart.interrupt_to_take() {
+                    ctx.hart.take_interrupt(cpu, code);
+                }
+            }
+            let budget = self.slice.min(limit - instret);
+            match self.run_engine(budget).await? {
+                ExitReason::BudgetExhausted | ExitReason::ExitRequested | ExitReason::Halt => {}
+                ExitReason::Wfi => self.wait_for_interrupt().await,
+                ExitReason::HostError => {
+                    // SAFETY: no engine run is in flight.
+                    let e = unsafe { self.vcpu.get() }.error.take();
+                    return Err(e.unwrap_or_else(|| VmError::engine("engine reported a host error")).into());
+                }
+            }
+        }
+    }
+
+    async fn run_engine(&mut self, budget: u64) -> Result<ExitReason, HostError> {
+        let host = self.vcpu.host_calls();
+        let mut slot = self.engine.take().expect("engine present between runs");
+        let cpu = self.cpu.take().expect("CPU state present between runs");
+        // If this future is dropped mid-run the engine may still be using the context: leak it
+        // rather than free it under the engine.
+        let keep = KeepAlive(Some(Arc::clone(&self.vcpu)));
+        let (slot, cpu, result) = if slot.engine.is_async() {
+            let done = slot.engine.run_async(AsyncRun { cpu, host, budget }).await;
+            (slot, done.cpu, done.result.into_result())
+        } else {
+            let joined = tokio::task::spawn_blocking(move || {
+                let mut cpu = cpu;
+                let r = slot.engine.run(&mut cpu, &host, budget).into_result();
+                (slot, cpu, r)
+            })
+            .await;
+            joined.map_err(|e| HostError::Other(format!("the engine's run thread failed: {e}")))?
+        };
+        keep.release();
+        let name = slot.plugin.info.name.to_string();
+        self.engine = Some(slot);
+        self.cpu = Some(cpu);
+        result.map_err(|e| component_error(&name, "run", e))
+    }
+
+    async fn wait_for_interrupt(&mut self) {
+        loop {
+            // SAFETY: no engine run is in flight.
+            if self.stop.load(Ordering::SeqCst) || unsafe { self.vcpu.get() }.hart.wake_pending() {
+                return;
+            }
+            let wake = Arc::clone(&self.machine.wake);
+            match self.machine.clint.deadline() {
+                Some(d) => {
+                    tokio::select! {
+                        _ = wake.notified() => {}
+                        _ = tokio::time::sleep_until(d.into()) => {}
+                    }
+                }
+                None => wake.notified().await,
+            }
+        }
+    }
+
+    /// Asks the engine to return when the guest's timer fires, so the interrupt is taken promptly.
+    fn spawn_timer_watcher(&self) -> tokio::task::JoinHandle<()> {
+        let clint = self.machine.clint.clone();
+        let changed = clint.changed();
+        let flag = Arc::clone(&self.machine.exit_request);
+        tokio::spawn(async move {
+            loop {
+                if let Some(d) = clint.deadline() {
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(d.into()) => {
+                            flag.store(1, Ordering::SeqCst);
+                            changed.notified().await;
+                        }
+                        _ = changed.notified() => {}
+                    }
+                } else {
+                    changed.notified().await;
+                }
+            }
+        })
+    }
+
+    /// Replaces the running engine with a new instance of `plugin`, keeping the guest's state.
+    /// The new engine starts with no cached translations.
+    pub fn swap_engine(&mut self, plugin: Plugin, config: &str) -> Result<(), HostError> {
+        let mut engine =
+            create_engine(&plugin, config).map_err(|e| component_error(&plugin.info.name, "create", e))?;
+        let to = plugin.info.name.to_string();
+        engine.init().into_result().map_err(|e| component_error(&to, "init", e))?;
+        engine.start().into_result().map_err(|e| component_error(&to, "start", e))?;
+        engine.invalidate();
+        let mut old = self.engine.take().expect("engine present between runs");
+        let from = old.plugin.info.name.to_string();
+        let stopped = old.engine.stop().into_result();
+        self.started.retain(|n| *n != from);
+        if stopped.is_ok() {
+            self.events.publish(&VmEvent::ComponentStopped(from.as_str().into()));
+        }
+        self.install_engine(engine, plugin);
+        self.events.publish(&VmEvent::EngineSwapped { from: from.as_str().into(), to: to.as_str().into() });
+        self.started(to);
+        stopped.map_err(|e| component_error(&from, "stop", e))
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn component_error(name: &str, what: &str, e: VmError) -> HostError {
+    VmError::new(e.kind, format!("{name}: {what} failed: {}", e.message)).into()
+}
+
+fn create_engine(plugin: &Plugin, config: &str) -> Result<EngineBox, VmError> {
+    let create = plugin
+        .module
+        .create_engine()
+        .ok_or_else(|| VmError::engine(format!("plugin '{}' has no engine factory", plugin.info.name)))?;
+    create(RStr::from_str(config)).into_result()
+}
+
+/// Holds a context alive; if not released, leaks it instead of dropping it.
+struct KeepAlive(Option<Arc<SharedVcpu>>);
+
+impl KeepAlive {
+    fn release(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for KeepAlive {
+    fn drop(&mut self) {
+        if let Some(a) = self.0.take() {
+            std::mem::forget(a);
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! Devices: the registers they own, their device-tree node, and the device trait.
+//!
+//! A device declares its I/O regions as offsets from its base; `vm.toml` gives the base and the
+//! interrupt line, the host maps the regions on its bus and describes the device in the guest's
+//! device tree from [`Device::fdt_node`]. Plugin authors implement [`Device`].
+
+use crate::{
+    error::{VmError, VmResult},
+    lifecycle::{ComponentStatus, EventSinkBox, Events},
+    memory::MemoryManagerArc,
+    panic::guard,
+};
+use abi_stable::{
+    StableAbi, sabi_trait,
+    std_types::{RArc, RBox, ROption, RStr, RString, RVec},
+};
+
+/// What a device is, for listings and guests that care.
+#[repr(C, u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceType {
+    /// Block storage.
+    Block,
+    /// Network interface.
+    Network,
+    /// Display.
+    GPU,
+    /// Keyboard, mouse, tablet.
+    Input,
+    /// Sound.
+    Audio,
+    /// Serial port / console.
+    Serial,
+    /// Anything else, with a device-defined code.
+    Custom(u32),
+}
+
+/// How a region is reached.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegionKind {
+    /// Memory-mapped I/O.
+    Mmio,
+}
+
+/// A register window, relative to the device's base address.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IoRegion {
+    /// Offset from the device's base.
+    pub offset: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// How it is reached.
+    pub kind: RegionKind,
+}
+
+impl IoRegion {
+    /// An MMIO region of `size` bytes at `offset`.
+    pub fn mmio(offset: u64, size: u64) -> Self {
+        IoRegion { offset, size, kind: RegionKind::Mmio }
+    }
+}
+
+/// A device-tree property value.
+#[repr(C, u8)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub enum FdtValue {
+    /// A property with no value.
+    Empty,
+    /// One 32-bit cell.
+    U32(u32),
+    /// Several 32-bit cells.
+    Cells(RVec<u32>),
+    /// A string.
+    Str(RString),
+    /// A string list.
+    Strs(RVec<RString>),
+    /// Raw bytes.
+    Bytes(RVec<u8>),
+}
+
+/// A device-tree property.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct FdtProp {
+    /// Property name.
+    pub name: RString,
+    /// Its value.
+    pub value: FdtValue,
+}
+
+/// A device's device-tree node. The host adds `reg`, `interrupts` and `interrupt-parent`.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct FdtNode {
+    /// Node name without the unit address, e.g. `serial`.
+    pub name: RString,
+    /// `compatible` strings, most specific first.
+    pub compatible: RVec<RString>,
+    /// Other properties.
+    pub props: RVec<FdtProp>,
+}
+
+impl FdtNode {
+    /// A node called `name` with the given `compatible` list.
+    pub fn new(name: &str, compatible: &[&str]) -> Self {
+        FdtNode {
+            name: name.into(),
+            compatible: compatible.iter().map(|c| RString::from(*c)).collect(),
+            props: RVec::new(),
+        }
+    }
+    /// Adds a property.
+    pub fn prop(mut self, name: &str, value: FdtValue) -> Self {
+        self.props.push(FdtProp { name: name.into(), value });
+        self
+    }
+}
+
+/// An interrupt line a device drives, handed to it by the host.
+#[sabi_trait]
+pub trait InterruptLine: Send + Sync {
+    /// Raises (`true`) or lowers (`false`) the line.
+    fn set_level(&self, level: bool);
+    /// The line number, as configured in `vm.toml`.
+    fn number(&self) -> u32;
+}
+
+/// A shareable interrupt line.
+pub type InterruptLineArc = InterruptLine_TO<'static, RArc<()>>;
+
+/// What the host gives a device plugin's factory.
+#[repr(C)]
+#[derive(StableAbi)]
+pub struct DeviceContext {
+    /// The device's id from `vm.toml`.
+    pub id: RString,
+    /// The device's base guest physical address.
+    pub base: u64,
+    /// The device's own configuration table, as TOML.
+    pub config: RString,
+    /// Its interrupt line, if `vm.toml` gave one.
+    pub irq: ROption<InterruptLineArc>,
+    /// Guest memory, for DMA.
+    pub memory: MemoryManagerArc,
+}
+
+/// The FFI-safe device object the host drives. Built by the plugin-api from a [`Device`].
+#[sabi_trait]
+pub trait FfiDevice: Send {
+    /// Plugin name.
+    fn name(&self) -> RString;
+    /// The id from `vm.toml`.
+    fn device_id(&self) -> RString;
+    /// What the device is.
+    fn device_type(&self) -> DeviceType;
+    /// Lifecycle: prepare.
+    fn init(&mut self) -> VmResult<()>;
+    /// Lifecycle: begin serving.
+    fn start(&mut self) -> VmResult<()>;
+    /// Lifecycle: stop serving.
+    fn stop(&mut self) -> VmResult<()>;
+    /// Lifecycle state (the seed's `device_status`).
+    fn status(&self) -> ComponentStatus;
+    /// Replaces the configuration (a TOML table).
+    fn update_config(&mut self, toml: RStr<'_>) -> VmResult<()>;
+    /// The configuration as TOML.
+    fn get_config(&self) -> RString;
+    /// Checks a configuration without applying it.
+    fn validate_config(&self, toml: RStr<'_>) -> VmResult<()>;
+    /// Subscribes to the device's events.
+    fn subscribe(&mut self, sink: EventSinkBox) -> u64;
+    /// Ends a subscription.
+    fn unsubscribe(&mut self, id: u64) -> bool;
+    /// Register windows, relative to the base.
+    fn io_regions(&self) -> RVec<IoRegion>;
+    /// Device-tree node.
+    fn fdt_node(&self) -> FdtNode;
+    /// A guest read of `size` bytes at `offset` from the base.
+    fn handle_read(&mut self, offset: u64, size: u8) -> VmResult<u64>;
+    /// A guest write of `size` bytes at `offset` from the base.
+    fn handle_write(&mut self, offset: u64, value: u64, size: u8) -> VmResult<()>;
+    /// The host acknowledges or routes an interrupt to the device.
+    #[sabi(last_prefix_field)]
+    fn handle_interrupt(&mut self, irq: u32) -> VmResult<()>;
+}
+
+/// A boxed device object.
+pub type DeviceBox = FfiDevice_TO<'static, RBox<()>>;
+
+/// What a device plugin implements. Lifecycle and configuration have defaults.
+pub trait Device: Send + 'static {
+    /// What the device is.
+    fn device_type(&self) -> DeviceType;
+    /// Register windows, relative to the base.
+    fn io_regions(&self) -> Vec<IoRegion>;
+    /// Device-tree node (the host adds `reg` and `interrupts`).
+    fn fdt_node(&self) -> FdtNode;
+    /// A guest read of `size` bytes at `offset` from the base.
+    fn read(&mut self, offset: u64, size: u8) -> Result<u64, VmError>;
+    /// A guest write of `size` bytes at `offset` from the base.
+    fn write(&mut self, offset: u64, value: u64, size: u8) -> Result<(), VmError>;
+    /// The host acknowledges or routes an interrupt to the device.
+    fn handle_interrupt(&mut self, _irq: u32) -> Result<(), VmError> {
+        Ok(())
+    }
+    /// Lifecycle: prepare.
+    fn init(&mut self) -> Result<(), VmError> {
+        Ok(())
+    }
+    /// Lifecycle: begin serving.
+    fn start(&mut self) -> Result<(), VmError> {
+        Ok(())
+    }
+    /// Lifecycle: stop serving (flush anything buffered).
+    fn stop(&mut self) -> Result<(), VmError> {
+        Ok(())
+    }
+    /// Replaces the configuration (a TOML table).
+    fn update_config(&mut self, toml: &str) -> Result<(), VmError> {
+        self.validate_config(toml)
+    }
+    /// The configuration as TOML.
+    fn get_config(&self) -> String {
+        String::new()
+    }
+    /// Checks a configuration. By default only an empty table is valid.
+    fn validate_config(&self, toml: &str) -> Result<(), VmError> {
+        crate::config::expect_no_keys(toml)
+    }
+}
+
+/// Adapts a [`Device`] to [`FfiDevice`]: tracks lifecycle, subscribers, and catches panics.
+pub(crate) struct DeviceAdapter<D: Device> {
+    name: String,
+    id: String,
+    device: D,
+    status: ComponentStatus,
+    events: Events,
+}
+
+impl<D: Device> DeviceAdapter<D> {
+    pub(crate) fn new(name: &str, id: &str, device: D, events: Events) -> Self {
+        DeviceAdapter {
+            name: name.to_string(),
+            id: id.to_string(),
+            device,
+            status: ComponentStatus::Uninitialized,
+            events,
+        }
+    }
+
+    fn call<T>(&mut self, what: &str, f: impl FnOnce(&mut D) -> Result<T, VmError>) -> VmResult<T> {
+        let label = format!("device '{}' ({}) {what}", self.id, self.name);
+        let device = &mut self.device;
+        let r = guard(&label, || f(device));
+        if matches!(r, Err(VmError { kind: crate::ErrorKind::Panic, .. })) {
+            self.status = ComponentStatus::Error;
+        }
+        r.into()
+    }
+
+    fn transition(
+        &mut self,
+        what: &str,
+        during: Option<ComponentStatus>,
+        after: ComponentStatus,
+        f: impl FnOnce(&mut D) -> Result<(), VmError>,
+    ) -> VmResult<()> {
+        if let Some(s) = during {
+            self.status = s;
+        }
+        let r = self.call(what, f);
+        self.status = if r.is_ok() { after } else { ComponentStatus::Error };
+        r
+    }
+
+    fn get<T: Default>(&self, what: &str, f: impl FnOnce(&D) -> T) -> T {
+        guard(what, || Ok(f(&self.device))).unwrap_or_default()
+    }
+}
+
+impl<D: Device> FfiDevice for DeviceAdapter<D> {
+    fn name(&self) -> RString {
+        self.name.clone().into()
+    }
+    fn device_id(&self) -> RString {
+        self.id.clone().into()
+    }
+    fn device_type(&self) -> DeviceType {
+        guard("device_type", || Ok(self.device.device_type())).unwrap_or(DeviceType::Custom(0))
+    }
+    fn init(&mut self) -> VmResult<()> {
+        self.transition("init", None, ComponentStatus::Initialized, |d| d.init())
+    }
+    fn start(&mut self) -> VmResult<()> {
+        self.transition("start", Some(ComponentStatus::Starting), ComponentStatus::Running, |d| d.start())
+    }
+    fn stop(&mut self) -> VmResult<()> {
+        self.transition("stop", Some(ComponentStatus::Stopping), ComponentStatus::Stopped, |d| d.stop())
+    }
+    fn status(&self) -> ComponentStatus {
+        self.status
+    }
+    fn update_config(&mut self, toml: RStr<'_>) -> VmResult<()> {
+        self.call("update_config", |d| d.update_config(toml.as_str()))
+    }
+    fn get_config(&self) -> RString {
+        self.get("get_config", |d| d.get_config()).into()
+    }
+    fn validate_config(&self, toml: RStr<'_>) -> VmResult<()> {
+        guard("validate_config", || self.device.validate_config(toml.as_str())).into()
+    }
+    fn subscribe(&mut self, sink: EventSinkBox) -> u64 {
+        self.events.subscribe(sink)
+    }
+    fn unsubscribe(&mut self, id: u64) -> bool {
+        self.events.unsubscribe(id)
+    }
+    fn io_regions(&self) -> RVec<IoRegion> {
+        self.get("io_regions", |d| d.io_regions()).into()
+    }
+    fn fdt_node(&self) -> FdtNode {
+        guard("fdt_node", || Ok(self.device.fdt_node())).unwrap_or_else(|_| FdtNode::new("invalid", &[]))
+    }
+    fn handle_read(&mut self, offset: u64, size: u8) -> VmResult<u64> {
+        self.call("read", |d| d.read(offset, size))
+    }
+    fn handle_write(&mut self, offset: u64, value: u64, size: u8) -> VmResult<()> {
+        self.call("write", |d| d.write(offset, value, size))
+    }
+    fn handle_interrupt(&mut self, irq: u32) -> VmResult<()> {
+        self.call("handle_interrupt", |d| d.handle_interrupt(irq))
+    }
+}

@@ -1,0 +1,159 @@
+//! Lifecycle states, events, and the event sink every component can publish to.
+
+use abi_stable::{
+    StableAbi, sabi_trait,
+    std_types::{RBox, RString},
+};
+
+/// Where a component is in its life.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ComponentStatus {
+    /// Created, `init` not yet called.
+    Uninitialized,
+    /// `init` succeeded.
+    Initialized,
+    /// `start` is running.
+    Starting,
+    /// Started and serving.
+    Running,
+    /// `stop` is running.
+    Stopping,
+    /// Stopped; may be started again.
+    Stopped,
+    /// A lifecycle call failed or the component panicked.
+    Error,
+}
+
+/// Counters an engine keeps about its own work.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExecutionStats {
+    /// Guest instructions retired by this engine.
+    pub instructions: u64,
+    /// IR blocks executed.
+    pub blocks_executed: u64,
+    /// IR blocks translated (cache misses).
+    pub blocks_translated: u64,
+    /// Times the translation cache was flushed.
+    pub cache_flushes: u64,
+}
+
+/// Whether a memory event was a read or a write.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccessKind {
+    /// A load.
+    Read,
+    /// A store.
+    Write,
+}
+
+/// Something that happened in the VM, published to subscribers.
+#[repr(C, u8)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub enum VmEvent {
+    /// A component finished `start`.
+    ComponentStarted(RString),
+    /// A component finished `stop`.
+    ComponentStopped(RString),
+    /// An engine returned from a run.
+    ExecutionCompleted(ExecutionStats),
+    /// A device access (published by devices that choose to trace).
+    MemoryAccess {
+        /// Guest physical address.
+        addr: u64,
+        /// Access width in bytes.
+        size: u8,
+        /// Read or write.
+        kind: AccessKind,
+    },
+    /// A device raised (`true`) or lowered (`false`) an interrupt line.
+    DeviceInterrupt {
+        /// The interrupt line.
+        irq: u32,
+        /// The new level.
+        level: bool,
+    },
+    /// A component reported an error.
+    ErrorOccurred(RString),
+    /// The running engine was replaced: `(old, new)` plugin names.
+    EngineSwapped {
+        /// The engine that stopped running the guest.
+        from: RString,
+        /// The engine that took over.
+        to: RString,
+    },
+}
+
+/// Receives events. Implemented by the host and by anyone who subscribes.
+#[sabi_trait]
+pub trait EventSink: Send + Sync {
+    /// Called once per event, on the publishing thread. Keep it short.
+    fn on_event(&self, event: &VmEvent);
+}
+
+/// A boxed event sink that crosses the boundary.
+pub type EventSinkBox = EventSink_TO<'static, RBox<()>>;
+
+/// Wraps a closure as an [`EventSinkBox`].
+pub fn event_sink(f: impl Fn(&VmEvent) + Send + Sync + 'static) -> EventSinkBox {
+    struct F<G>(G);
+    impl<G: Fn(&VmEvent) + Send + Sync> EventSink for F<G> {
+        fn on_event(&self, event: &VmEvent) {
+            (self.0)(event)
+        }
+    }
+    EventSink_TO::from_value(F(f), abi_stable::sabi_trait::TD_Opaque)
+}
+
+/// A list of subscribers, for components that publish events.
+#[derive(Default)]
+pub struct Subscribers {
+    next: u64,
+    sinks: Vec<(u64, EventSinkBox)>,
+}
+
+impl Subscribers {
+    /// Adds a sink and returns its subscription id.
+    pub fn add(&mut self, sink: EventSinkBox) -> u64 {
+        self.next += 1;
+        self.sinks.push((self.next, sink));
+        self.next
+    }
+    /// Removes a subscription; returns whether it existed.
+    pub fn remove(&mut self, id: u64) -> bool {
+        let before = self.sinks.len();
+        self.sinks.retain(|(i, _)| *i != id);
+        self.sinks.len() != before
+    }
+    /// Sends `event` to every subscriber.
+    pub fn publish(&self, event: &VmEvent) {
+        for (_, s) in &self.sinks {
+            s.on_event(event);
+        }
+    }
+}
+
+/// A component's subscriber list, shared between the plugin-api adapter (which adds and removes
+/// subscribers for the host) and the plugin (which publishes).
+#[derive(Clone, Default)]
+pub struct Events(std::sync::Arc<std::sync::Mutex<Subscribers>>);
+
+impl Events {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Subscribers> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    /// Adds a sink; returns its id.
+    pub fn subscribe(&self, sink: EventSinkBox) -> u64 {
+        self.lock().add(sink)
+    }
+    /// Removes a sink.
+    pub fn unsubscribe(&self, id: u64) -> bool {
+        self.lock().remove(id)
+    }
+    /// Sends `event` to every subscriber.
+    pub fn publish(&self, event: &VmEvent) {
+        self.lock().publish(event)
+    }
+}

@@ -1,0 +1,229 @@
+//! `interp`: the reference IR interpreter engine of vmhost.
+//!
+//! It runs the host's IR blocks on the host's `CpuState` and defines what the IR means: every other
+//! engine is checked against it. Blocks are pre-decoded once into a compact op form (`code`),
+//! cached by guest pc with successor links (`cache`), and executed by a tight loop over a flat
+//! register frame (`exec`). This file is the plugin glue and the run loop.
+#![warn(missing_docs)]
+
+mod cache;
+mod code;
+mod exec;
+#[cfg(test)]
+mod tests;
+
+use cache::Cache;
+use code::Frame;
+use exec::{Counts, Stop};
+use serde::Deserialize;
+use vm_plugin_api::{
+    CpuState, Engine, EnginePlugin, Events, ExecutionStats, ExitReason, Fetched, Flow, HostCalls, IrBlock,
+    PluginDescription, PluginModRef, VmError,
+};
+
+/// The interpreter's configuration table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Config {
+    /// Ask the host to drive the engine through `run_async` (a run on its own thread).
+    #[serde(rename = "async")]
+    run_async: bool,
+}
+
+/// The IR interpreter engine.
+pub struct Interp {
+    config: Config,
+    cache: Cache,
+    /// Holds the one-off block of [`Engine::execute_block`], reused to avoid allocating.
+    scratch: Cache,
+    frame: Box<Frame>,
+    stats: ExecutionStats,
+}
+
+impl Default for Interp {
+    fn default() -> Self {
+        Interp {
+            config: Config::default(),
+            cache: Cache::default(),
+            scratch: Cache::default(),
+            frame: Frame::new(),
+            stats: ExecutionStats::default(),
+        }
+    }
+}
+
+impl Interp {
+    /// An interpreter with the default configuration.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An interpreter configured by a TOML table (`async = true|false`, default false).
+    pub fn from_config(toml: &str) -> Result<Self, VmError> {
+        Ok(Interp { config: parse_config(toml)?, ..Self::default() })
+    }
+
+    fn drop_translations(&mut self) {
+        self.cache.clear();
+    }
+}
+
+fn parse_config(toml: &str) -> Result<Config, VmError> {
+    vm_plugin_api::config::parse(toml).map_err(|e| VmError::config(format!("interp: {}", e.message())))
+}
+
+impl Engine for Interp {
+    fn run(&mut self, cpu: &mut CpuState, host: &HostCalls, budget: u64) -> Result<ExitReason, VmError> {
+        let mut counts = Counts::default();
+        self.frame.load_regs(&cpu.x);
+        let r = run_loop(self, cpu, host, budget, &mut counts);
+        self.frame.store_regs(&mut cpu.x);
+        self.stats.instructions += counts.retired;
+        self.stats.blocks_executed += counts.executed;
+        r
+    }
+
+    fn execute_block(&mut self, cpu: &mut CpuState, host: &HostCalls, ir: &IrBlock) -> Result<Flow, VmError> {
+        self.scratch.clear();
+        let (index, _) = self.scratch.insert(ir)?;
+        let mut counts = Counts::default();
+        self.frame.load_regs(&cpu.x);
+        let stop =
+            exec::run_blocks::<false>(&self.scratch, index, &mut self.frame, cpu, host, 0, &mut counts);
+        self.frame.store_regs(&mut cpu.x);
+        self.stats.instructions += counts.retired;
+        self.stats.blocks_executed += counts.executed;
+        Ok(match stop {
+            Stop::Done => Flow::Continue,
+            Stop::Flush => {
+                self.drop_translations();
+                self.stats.cache_flushes += 1;
+                Flow::Continue
+            }
+            Stop::Redirect => Flow::Redirect,
+            Stop::Exit(reason) => Flow::Exit(reason),
+            Stop::Unlinked { .. } => unreachable!("a block run without chaining never follows a link"),
+        })
+    }
+
+    fn stats(&self) -> ExecutionStats {
+        self.stats
+    }
+
+    fn invalidate(&mut self) {
+        self.drop_translations();
+    }
+
+    fn reset(&mut self) -> Result<(), VmError> {
+        self.drop_translations();
+        self.stats = ExecutionStats::default();
+        Ok(())
+    }
+
+    fn prefers_async(&self) -> bool {
+        self.config.run_async
+    }
+
+    fn update_config(&mut self, toml: &str) -> Result<(), VmError> {
+        self.config = parse_config(toml)?;
+        Ok(())
+    }
+
+    fn get_config(&self) -> String {
+        format!("async = {}\n", self.config.run_async)
+    }
+
+    fn validate_config(&self, toml: &str) -> Result<(), VmError> {
+        parse_config(toml).map(|_| ())
+    }
+}
+
+/// The run loop: finds or translates the block for `cpu.pc` and hands it to the executor, which
+/// goes on through linked blocks by itself. Guest registers live in `interp.frame` throughout.
+fn run_loop(
+    interp: &mut Interp,
+    cpu: &mut CpuState,
+    host: &HostCalls,
+    budget: u64,
+    counts: &mut Counts,
+) -> Result<ExitReason, VmError> {
+    let Interp { cache, frame, stats, .. } = interp;
+    // The successor link to fill in once the block for `cpu.pc` is known.
+    let mut link_from: Option<(u32, usize)> = None;
+    loop {
+        if host.exit_requested() {
+            return Ok(ExitReason::ExitRequested);
+        }
+        if counts.retired >= budget {
+            return Ok(ExitReason::BudgetExhausted);
+        }
+        let pc = cpu.pc;
+        let index = match cache.lookup(pc) {
+            Some(i) => i,
+            None => {
+                // Translation is a host call like any other: it may read or change state.
+                frame.store_regs(&mut cpu.x);
+                let fetched = host.translate(cpu, pc);
+                frame.load_regs(&cpu.x);
+                let ir = match fetched {
+                    Fetched::Block(ir) => ir,
+                    Fetched::Flow(Flow::Redirect) => {
+                        link_from = None;
+                        continue;
+                    }
+                    Fetched::Flow(Flow::Exit(reason)) => return Ok(reason),
+                    Fetched::Flow(Flow::Continue) => {
+                        return Err(VmError::engine(format!(
+                            "the host answered the translation of pc {pc:#x} with Flow::Continue \
+                             (it must give a block, a redirect or an exit)"
+                        )));
+                    }
+                };
+                if ir.pc != pc {
+                    return Err(VmError::engine(format!(
+                        "asked the host for the block at pc {pc:#x} and got one at {:#x}",
+                        ir.pc
+                    )));
+                }
+                stats.blocks_translated += 1;
+                let (i, flushed) = cache.insert(&ir)?;
+                if flushed {
+                    stats.cache_flushes += 1;
+                    link_from = None;
+                }
+                i
+            }
+        };
+        if let Some((from, succ)) = link_from.take() {
+            cache.blocks[from as usize].succ[succ].set(index);
+        }
+        match exec::run_blocks::<true>(cache, index, frame, cpu, host, budget, counts) {
+            Stop::Unlinked { from, succ } => link_from = Some((from, succ)),
+            Stop::Flush => {
+                cache.clear();
+                stats.cache_flushes += 1;
+            }
+            Stop::Redirect => {}
+            Stop::Exit(reason) => return Ok(reason),
+            Stop::Done => unreachable!("a chained run never stops after one block by itself"),
+        }
+    }
+}
+
+impl PluginDescription for Interp {
+    const NAME: &'static str = "interp";
+    const VERSION: &'static str = env!("CARGO_PKG_VERSION");
+    const DESCRIPTION: &'static str = "Reference IR interpreter: pre-decoded ops, block cache with chaining";
+}
+
+impl EnginePlugin for Interp {
+    fn create(config: &str, _events: Events) -> Result<Self, VmError> {
+        Interp::from_config(config)
+    }
+}
+
+/// The plugin's root module (exported by the `vmhost_interp` shared library, linked into the host
+/// as a built-in).
+pub fn module() -> PluginModRef {
+    vm_plugin_api::engine_module::<Interp>()
+}

@@ -1,0 +1,83 @@
+//! Real guests on vmhost, end to end: output on the console and the guest's exit code.
+
+use vm_tests::*;
+
+#[test]
+fn default_vm_toml_boots_with_builtin_plugins() {
+    let exe = lone_vmhost("boot-builtin");
+    let out = run(&exe, &["run", root().join("vm.toml").to_str().unwrap()], &[("RUST_LOG", "info")]);
+    assert_eq!(stdout(&out).replace('\r', ""), "Hello from vmhost guest!\nhart 0\n", "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let log = stderr(&out);
+    assert!(log.contains("engine: plugin 'interp' 0.1.0 (built-in)"), "{log}");
+    assert!(log.contains("device 'uart0': plugin 'serial' 0.1.0 (built-in)"), "{log}");
+}
+
+#[test]
+fn default_vm_toml_boots_with_so_plugins_next_to_the_binary() {
+    let out = run(&vmhost(), &["run", root().join("vm.toml").to_str().unwrap()], &[("RUST_LOG", "info")]);
+    assert_eq!(stdout(&out).replace('\r', ""), "Hello from vmhost guest!\nhart 0\n", "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0));
+    let log = stderr(&out);
+    let so = build_dir().join("libvmhost_interp.so");
+    assert!(log.contains(&format!("engine: plugin 'interp' 0.1.0 ({})", so.display())), "{log}");
+    let so = build_dir().join("libvmhost_serial.so");
+    assert!(log.contains(&format!("device 'uart0': plugin 'serial' 0.1.0 ({})", so.display())), "{log}");
+}
+
+#[test]
+fn plugins_are_found_through_vmhost_plugin_path() {
+    let exe = lone_vmhost("boot-env-path");
+    let dir = exe.parent().unwrap().join("plugins");
+    std::fs::create_dir_all(&dir).unwrap();
+    for p in ["interp", "serial"] {
+        let f = format!("libvmhost_{p}.so");
+        std::fs::copy(build_dir().join(&f), dir.join(&f)).unwrap();
+    }
+    let env = [("RUST_LOG", "info"), ("VMHOST_PLUGIN_PATH", dir.to_str().unwrap())];
+    let out = run(&exe, &["run", root().join("vm.toml").to_str().unwrap()], &env);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let so = dir.join("libvmhost_interp.so");
+    assert!(
+        stderr(&out).contains(&format!("engine: plugin 'interp' 0.1.0 ({})", so.display())),
+        "{}",
+        stderr(&out)
+    );
+}
+
+fn boot(name: &str, guest_name: &str, engine_config: &str) -> std::process::Output {
+    let dir = scratch(name);
+    let toml = write_vm_toml(&dir, &guest(guest_name), "interp", &format!("{engine_config}{UART}"));
+    run(&vmhost(), &["run", toml.to_str().unwrap()], &[])
+}
+
+#[test]
+fn exit_code_is_the_guests() {
+    let out = boot("boot-exitcode", "exitcode", "");
+    assert_eq!(stdout(&out).replace('\r', ""), "exiting with code 3\n");
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+}
+
+#[test]
+fn isa_edge_cases_pass_on_interp() {
+    let out = boot("boot-isa", "isa", "");
+    let text = stdout(&out);
+    assert!(text.contains("isa: 152 checks passed"), "{text}\n{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn async_engine_runs_the_guest_too() {
+    let out = boot("boot-async", "hello", "[engine.config]\nasync = true\n");
+    assert_eq!(stdout(&out).replace('\r', ""), "Hello from vmhost guest!\nhart 0\n", "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn cpu_bound_benchmark_checks_its_own_answers() {
+    let out = boot("boot-bench", "bench", "");
+    let text = stdout(&out);
+    assert!(text.contains("bench: sieve: 78498 primes below 1000000"), "{text}");
+    assert!(text.contains("bench: OK"), "{text}\n{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0));
+}

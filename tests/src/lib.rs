@@ -1,0 +1,170 @@
+//! Shared helpers for the integration tests: building the binaries and plugins they run, building
+//! plugins out of tree (optionally against a doctored copy of plugin-api), and running `vmhost`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, OnceLock};
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+fn target_root() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+}
+
+/// The cargo profile these tests were built with, so nested builds reuse the same artifacts.
+fn profile() -> &'static str {
+    if cfg!(debug_assertions) { "debug" } else { "release" }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn run_cargo(mut cmd: Command, what: &str) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run cargo for {what}: {e}"));
+    assert!(out.status.success(), "building {what} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Builds `vmhost` and the in-tree plugin libraries once; returns the directory holding them.
+pub fn build_dir() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let mut cmd = cargo();
+        cmd.current_dir(root()).args(["build", "-p", "vm-host", "-p", "vm-interp-so", "-p", "vm-serial-so"]);
+        if profile() == "release" {
+            cmd.arg("--release");
+        }
+        run_cargo(cmd, "vmhost and the in-tree plugins");
+        target_root().join(profile())
+    })
+}
+
+/// The `vmhost` binary next to the in-tree `.so` plugins.
+pub fn vmhost() -> PathBuf {
+    build_dir().join("vmhost")
+}
+
+/// A fresh, empty scratch directory for one test.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = target_root().join("test-scratch").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// A copy of `vmhost` alone in a directory, so only its built-in plugins are found.
+pub fn lone_vmhost(name: &str) -> PathBuf {
+    let dir = scratch(name);
+    let exe = dir.join("vmhost");
+    std::fs::copy(vmhost(), &exe).expect("copy vmhost");
+    exe
+}
+
+/// A guest ELF from guests/bin.
+pub fn guest(name: &str) -> PathBuf {
+    root().join("guests/bin").join(format!("{name}.elf"))
+}
+
+/// Runs `exe` with `args`, with no plugin path from the environment unless `env` sets one.
+pub fn run(exe: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(exe);
+    cmd.args(args).env_remove("VMHOST_PLUGIN_PATH").env_remove("RUST_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()))
+}
+
+/// Standard output as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Standard error as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A vm.toml in `dir` booting `kernel` on `engine`, with `extra` appended (device entries).
+pub fn write_vm_toml(dir: &Path, kernel: &Path, engine: &str, extra: &str) -> PathBuf {
+    let text = format!(
+        "[machine]\nmemory = \"64M\"\n\n[boot]\nkernel = \"{}\"\n\n[engine]\nplugin = \"{engine}\"\n{extra}",
+        kernel.display()
+    );
+    let path = dir.join("vm.toml");
+    std::fs::write(&path, text).expect("write vm.toml");
+    path
+}
+
+/// The usual UART entry.
+pub const UART: &str = "\n[[device]]\nid = \"uart0\"\nplugin = \"serial\"\nbase = 0x1000_0000\nirq = 10\n";
+
+/// How to doctor the copy of plugin-api a fixture is built against.
+pub type ApiPatch = fn(&Path);
+
+/// Builds the plugin crate at `crate_dir` (relative to the workspace root) out of tree, against a
+/// copy of plugin-api changed by `patch`; returns the `.so`. Builds are cached per `key`.
+pub fn build_out_of_tree(key: &str, crate_dir: &str, patch: Option<ApiPatch>) -> PathBuf {
+    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, p)) = built.iter().find(|(k, _)| k == key) {
+        return p.clone();
+    }
+    // Layout: <src>/plugin-api and <src>/<a>/<b>/<crate>, so the crate's relative path to
+    // plugin-api still resolves.
+    let src = target_root().join("fixtures/src").join(key);
+    let _ = std::fs::remove_dir_all(&src);
+    copy_dir(&root().join("plugin-api"), &src.join("plugin-api"));
+    if let Some(p) = patch {
+        p(&src.join("plugin-api"));
+    }
+    let crate_copy = src.join(crate_dir);
+    copy_dir(&root().join(crate_dir), &crate_copy);
+    let lock = root().join("Cargo.lock");
+    std::fs::copy(&lock, crate_copy.join("Cargo.lock")).expect("copy Cargo.lock");
+    // One target dir for every fixture: dependencies are compiled once.
+    let target = target_root().join("fixtures/target");
+    let mut cmd = cargo();
+    cmd.current_dir(&crate_copy).args(["build", "--release", "--target-dir"]).arg(&target);
+    run_cargo(cmd, &format!("fixture {key}"));
+    let manifest = std::fs::read_to_string(crate_copy.join("Cargo.toml")).expect("read fixture manifest");
+    let lib = manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("name = \"vmhost_").map(|r| r.trim_end_matches('"').to_string()))
+        .expect("fixture [lib] name starts with vmhost_");
+    let built_so = target.join("release").join(format!("libvmhost_{lib}.so"));
+    // Each variant gets its own directory: a library path is loaded once per process.
+    let out = target_root().join("fixtures/out").join(key);
+    std::fs::create_dir_all(&out).expect("create fixture output dir");
+    let so = out.join(format!("libvmhost_{lib}.so"));
+    std::fs::copy(&built_so, &so).expect("copy fixture .so");
+    built.push((key.to_string(), so.clone()));
+    so
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("dir entry");
+        let name = e.file_name();
+        if name == "target" || name == "Cargo.lock" {
+            continue;
+        }
+        let (src, dst) = (e.path(), to.join(&name));
+        if e.file_type().expect("file type").is_dir() {
+            copy_dir(&src, &dst);
+        } else {
+            std::fs::copy(&src, &dst).expect("copy file");
+        }
+    }
+}
+
+/// Replaces `from` with `to` in `file`, asserting it was there.
+pub fn patch_file(file: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(file).expect("read file to patch");
+    assert!(text.contains(from), "{} does not contain {from:?}", file.display());
+    std::fs::write(file, text.replacen(from, to, 1)).expect("write patched file");
+}
