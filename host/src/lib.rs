@@ -15,7 +15,6 @@ pub mod loader;
 pub mod machine;
 pub mod memory;
 pub mod riscv;
-pub mod vcpu;
 pub mod vm;
 
 pub use config::VmConfig;

@@ -12,7 +12,7 @@ use crate::events::EventBus;
 use crate::loader::{self, Plugin, SearchPath};
 use crate::machine::Machine;
 use crate::riscv::hart::{Hart, PRIV_M};
-use crate::vcpu::{SharedVcpu, VcpuContext};
+use crate::riscv::vcpu::{SharedVcpu, VcpuContext};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use vm_plugin_api::{

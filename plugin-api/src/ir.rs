@@ -25,6 +25,13 @@
 //! before it. Before calling the host for such an op, an engine stores `block.pc + at.pc_offset` into
 //! `cpu.pc` and adds `at.insn_index` to the instructions it has counted so far, so the host sees
 //! exact state. When the block completes, the engine adds `insn_count` to `cpu.instret`.
+//!
+//! # Host calls
+//! - A host call answered with `Flow::Continue` may have changed guest registers and
+//!   `cpu.instret` (a CSR write to `minstret`); engines reload what they cached.
+//! - The value handed to the slow-path store holds the stored bytes; higher bits are ignored.
+//! - Translation never answers `Flow::Continue`; an engine treats that as an error.
+//! - A run's budget is checked at block boundaries, so a run may retire up to one block more.
 
 use abi_stable::{
     StableAbi,
@@ -175,7 +182,7 @@ pub enum IrOp {
     /// Calls host helper `id` with two arguments; writes its value to `dst` if any.
     ///
     /// Helper ids are defined by the host's frontend; engines pass them through untouched.
-    /// The host's answer may end the block (see [`HostStatus`](crate::HostStatus)).
+    /// The host's answer may end the block (see [`Flow`](crate::Flow)).
     Helper {
         /// Host-defined helper number.
         id: u32,
