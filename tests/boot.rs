@@ -81,3 +81,20 @@ fn cpu_bound_benchmark_checks_its_own_answers() {
     assert!(text.contains("bench: OK"), "{text}\n{}", stderr(&out));
     assert_eq!(out.status.code(), Some(0));
 }
+
+#[test]
+fn guest_fault_without_a_trap_handler_stops_with_a_clear_error() {
+    // A raw image (not ELF) loaded at the start of RAM: one all-zero word, an illegal instruction,
+    // and mtvec still 0 at reset.
+    let dir = scratch("boot-raw-fault");
+    let image = dir.join("raw.bin");
+    std::fs::write(&image, [0u8; 4]).unwrap();
+    let toml = write_vm_toml(&dir, &image, "interp", UART);
+    let out = run(&vmhost(), &["run", toml.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim_end(),
+        "vmhost: error: guest exception Illegal at pc 0x80000000 (mtval 0x0) with no trap handler: \
+         mtvec 0x0 is not in RAM"
+    );
+}

@@ -38,7 +38,8 @@ impl EventBus {
         match event {
             VmEvent::ComponentStarted(n) => tracing::info!(component = %n, "started"),
             VmEvent::ComponentStopped(n) => tracing::info!(component = %n, "stopped"),
-            VmEvent::ErrorOccurred(m) => tracing::error!("{m}"),
+            // The front end reports errors to the user itself; this is for following the sequence.
+            VmEvent::ErrorOccurred(m) => tracing::debug!("error: {m}"),
             VmEvent::EngineSwapped { from, to } => tracing::info!(%from, %to, "engine swapped"),
             other => tracing::trace!(?other, "event"),
         }

@@ -6,7 +6,7 @@
 
 use crate::{
     error::{VmError, VmResult},
-    lifecycle::{ComponentStatus, EventSinkBox, Events},
+    lifecycle::{Component, ComponentStatus, EventSinkBox, Events, Tracker},
     memory::MemoryManagerArc,
     panic::guard,
 };
@@ -189,8 +189,8 @@ pub trait FfiDevice: Send {
 /// A boxed device object.
 pub type DeviceBox = FfiDevice_TO<'static, RBox<()>>;
 
-/// What a device plugin implements. Lifecycle and configuration have defaults.
-pub trait Device: Send + 'static {
+/// What a device plugin implements (with [`Component`] for lifecycle and configuration).
+pub trait Device: Component + Send + 'static {
     /// What the device is.
     fn device_type(&self) -> DeviceType;
     /// Register windows, relative to the base.
@@ -205,30 +205,6 @@ pub trait Device: Send + 'static {
     fn handle_interrupt(&mut self, _irq: u32) -> Result<(), VmError> {
         Ok(())
     }
-    /// Lifecycle: prepare.
-    fn init(&mut self) -> Result<(), VmError> {
-        Ok(())
-    }
-    /// Lifecycle: begin serving.
-    fn start(&mut self) -> Result<(), VmError> {
-        Ok(())
-    }
-    /// Lifecycle: stop serving (flush anything buffered).
-    fn stop(&mut self) -> Result<(), VmError> {
-        Ok(())
-    }
-    /// Replaces the configuration (a TOML table).
-    fn update_config(&mut self, toml: &str) -> Result<(), VmError> {
-        self.validate_config(toml)
-    }
-    /// The configuration as TOML.
-    fn get_config(&self) -> String {
-        String::new()
-    }
-    /// Checks a configuration. By default only an empty table is valid.
-    fn validate_config(&self, toml: &str) -> Result<(), VmError> {
-        crate::config::expect_no_keys(toml)
-    }
 }
 
 /// Adapts a [`Device`] to [`FfiDevice`]: tracks lifecycle, subscribers, and catches panics.
@@ -236,7 +212,7 @@ pub(crate) struct DeviceAdapter<D: Device> {
     name: String,
     id: String,
     device: D,
-    status: ComponentStatus,
+    tracker: Tracker,
     events: Events,
 }
 
@@ -246,19 +222,14 @@ impl<D: Device> DeviceAdapter<D> {
             name: name.to_string(),
             id: id.to_string(),
             device,
-            status: ComponentStatus::Uninitialized,
+            tracker: Tracker::new(format!("device '{id}' ({name})")),
             events,
         }
     }
 
     fn call<T>(&mut self, what: &str, f: impl FnOnce(&mut D) -> Result<T, VmError>) -> VmResult<T> {
-        let label = format!("device '{}' ({}) {what}", self.id, self.name);
         let device = &mut self.device;
-        let r = guard(&label, || f(device));
-        if matches!(r, Err(VmError { kind: crate::ErrorKind::Panic, .. })) {
-            self.status = ComponentStatus::Error;
-        }
-        r.into()
+        self.tracker.call(what, || f(device))
     }
 
     fn transition(
@@ -268,12 +239,8 @@ impl<D: Device> DeviceAdapter<D> {
         after: ComponentStatus,
         f: impl FnOnce(&mut D) -> Result<(), VmError>,
     ) -> VmResult<()> {
-        if let Some(s) = during {
-            self.status = s;
-        }
-        let r = self.call(what, f);
-        self.status = if r.is_ok() { after } else { ComponentStatus::Error };
-        r
+        let device = &mut self.device;
+        self.tracker.transition(what, during, after, || f(device))
     }
 
     fn get<T: Default>(&self, what: &str, f: impl FnOnce(&D) -> T) -> T {
@@ -301,7 +268,7 @@ impl<D: Device> FfiDevice for DeviceAdapter<D> {
         self.transition("stop", Some(ComponentStatus::Stopping), ComponentStatus::Stopped, |d| d.stop())
     }
     fn status(&self) -> ComponentStatus {
-        self.status
+        self.tracker.status()
     }
     fn update_config(&mut self, toml: RStr<'_>) -> VmResult<()> {
         self.call("update_config", |d| d.update_config(toml.as_str()))

@@ -9,7 +9,7 @@ use crate::{
     cpu::CpuState,
     error::{VmError, VmResult},
     ir::IrBlock,
-    lifecycle::{ComponentStatus, EventSinkBox, Events, ExecutionStats},
+    lifecycle::{Component, ComponentStatus, EventSinkBox, Events, ExecutionStats, Tracker},
     memory::GuestRam,
     panic::guard,
 };
@@ -261,8 +261,8 @@ pub trait HotCompilation {
     fn precompile(&mut self, cpu: &mut CpuState, host: &HostCalls, pc: u64) -> Result<(), VmError>;
 }
 
-/// What an engine plugin implements. Everything but running has a default.
-pub trait Engine: Send + 'static {
+/// What an engine plugin implements (with [`Component`] for lifecycle and configuration).
+pub trait Engine: Component + Send + 'static {
     /// Runs from `cpu.pc` until an exit or until about `budget` instructions retired.
     fn run(&mut self, cpu: &mut CpuState, host: &HostCalls, budget: u64) -> Result<ExitReason, VmError>;
     /// Executes exactly one IR block; leaves `cpu.pc` at the next pc.
@@ -285,30 +285,6 @@ pub trait Engine: Send + 'static {
     fn prefers_async(&self) -> bool {
         false
     }
-    /// Lifecycle: prepare.
-    fn init(&mut self) -> Result<(), VmError> {
-        Ok(())
-    }
-    /// Lifecycle: begin serving.
-    fn start(&mut self) -> Result<(), VmError> {
-        Ok(())
-    }
-    /// Lifecycle: stop serving.
-    fn stop(&mut self) -> Result<(), VmError> {
-        Ok(())
-    }
-    /// Replaces the configuration (a TOML table).
-    fn update_config(&mut self, toml: &str) -> Result<(), VmError> {
-        self.validate_config(toml)
-    }
-    /// The configuration as TOML.
-    fn get_config(&self) -> String {
-        String::new()
-    }
-    /// Checks a configuration. By default only an empty table is valid.
-    fn validate_config(&self, toml: &str) -> Result<(), VmError> {
-        crate::config::expect_no_keys(toml)
-    }
     /// Hot-code compilation, if the engine has it.
     fn hot_compilation(&mut self) -> Option<&mut dyn HotCompilation> {
         None
@@ -319,7 +295,7 @@ pub trait Engine: Send + 'static {
 pub(crate) struct EngineAdapter<E: Engine> {
     name: String,
     engine: Arc<Mutex<E>>,
-    status: ComponentStatus,
+    tracker: Tracker,
     events: Events,
 }
 
@@ -328,20 +304,14 @@ impl<E: Engine> EngineAdapter<E> {
         EngineAdapter {
             name: name.to_string(),
             engine: Arc::new(Mutex::new(engine)),
-            status: ComponentStatus::Uninitialized,
+            tracker: Tracker::new(format!("engine '{name}'")),
             events,
         }
     }
 
-    /// Runs `f` on the engine with panics caught; a panic marks the engine failed.
     fn call<T>(&mut self, what: &str, f: impl FnOnce(&mut E) -> Result<T, VmError>) -> VmResult<T> {
-        let label = format!("engine '{}' {what}", self.name);
         let engine = &self.engine;
-        let r = guard(&label, || f(&mut lock(engine)));
-        if r.is_err() && matches!(r, Err(VmError { kind: crate::ErrorKind::Panic, .. })) {
-            self.status = ComponentStatus::Error;
-        }
-        r.into()
+        self.tracker.call(what, || f(&mut lock(engine)))
     }
 
     fn transition(
@@ -351,12 +321,8 @@ impl<E: Engine> EngineAdapter<E> {
         after: ComponentStatus,
         f: impl FnOnce(&mut E) -> Result<(), VmError>,
     ) -> VmResult<()> {
-        if let Some(s) = during {
-            self.status = s;
-        }
-        let r = self.call(what, f);
-        self.status = if r.is_ok() { after } else { ComponentStatus::Error };
-        r
+        let engine = &self.engine;
+        self.tracker.transition(what, during, after, || f(&mut lock(engine)))
     }
 }
 
@@ -380,7 +346,7 @@ impl<E: Engine> FfiEngine for EngineAdapter<E> {
         self.transition("stop", Some(ComponentStatus::Stopping), ComponentStatus::Stopped, |e| e.stop())
     }
     fn status(&self) -> ComponentStatus {
-        self.status
+        self.tracker.status()
     }
     fn update_config(&mut self, toml: RStr<'_>) -> VmResult<()> {
         self.call("update_config", |e| e.update_config(toml.as_str()))

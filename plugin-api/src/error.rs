@@ -56,6 +56,10 @@ impl VmError {
     pub fn engine(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Engine, message)
     }
+    /// An error of no particular kind; displayed as the bare message.
+    pub fn other(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Other, message)
+    }
     /// An "operation not supported" error.
     pub fn unsupported(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unsupported, message)
@@ -76,7 +80,7 @@ impl fmt::Display for VmError {
             ErrorKind::Panic => "plugin panicked",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Io => "I/O error",
-            ErrorKind::Other => "error",
+            ErrorKind::Other => return f.write_str(&self.message),
         };
         write!(f, "{kind}: {}", self.message)
     }

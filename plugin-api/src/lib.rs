@@ -35,7 +35,8 @@ pub use engine::{
 pub use error::{ErrorKind, VmError, VmResult};
 pub use ir::{At, BinOp, Cond, Dest, IrBlock, IrOp, MemAccess, Operand, Terminator};
 pub use lifecycle::{
-    AccessKind, ComponentStatus, EventSink, EventSinkBox, Events, ExecutionStats, VmEvent, event_sink,
+    AccessKind, Component, ComponentStatus, EventSink, EventSinkBox, Events, ExecutionStats, VmEvent,
+    event_sink,
 };
 pub use memory::{GuestRam, MemoryManager, MemoryManagerArc, MemoryOrder, RamOnly};
 pub use module::{

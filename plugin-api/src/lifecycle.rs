@@ -1,5 +1,7 @@
 //! Lifecycle states, events, and the event sink every component can publish to.
 
+use crate::error::{ErrorKind, VmError, VmResult};
+use crate::panic::guard;
 use abi_stable::{
     StableAbi, sabi_trait,
     std_types::{RBox, RString},
@@ -155,5 +157,76 @@ impl Events {
     /// Sends `event` to every subscriber.
     pub fn publish(&self, event: &VmEvent) {
         self.lock().publish(event)
+    }
+}
+
+/// Lifecycle and configuration, shared by engines and devices. Every method has a default, so a
+/// plugin with nothing to do here writes `impl Component for MyPlugin {}`.
+pub trait Component {
+    /// Prepare (after creation, before start).
+    fn init(&mut self) -> Result<(), VmError> {
+        Ok(())
+    }
+    /// Begin serving.
+    fn start(&mut self) -> Result<(), VmError> {
+        Ok(())
+    }
+    /// Stop serving; flush anything buffered.
+    fn stop(&mut self) -> Result<(), VmError> {
+        Ok(())
+    }
+    /// Replaces the configuration (a TOML table).
+    fn update_config(&mut self, toml: &str) -> Result<(), VmError> {
+        self.validate_config(toml)
+    }
+    /// The configuration as TOML.
+    fn get_config(&self) -> String {
+        String::new()
+    }
+    /// Checks a configuration without applying it. By default only an empty table is valid.
+    fn validate_config(&self, toml: &str) -> Result<(), VmError> {
+        crate::config::expect_no_keys(toml)
+    }
+}
+
+/// The adapters' bookkeeping: the component's status, and plugin calls with panics caught.
+pub(crate) struct Tracker {
+    label: String,
+    status: ComponentStatus,
+}
+
+impl Tracker {
+    /// A tracker for the component described by `label` (used in panic messages).
+    pub(crate) fn new(label: String) -> Self {
+        Tracker { label, status: ComponentStatus::Uninitialized }
+    }
+
+    pub(crate) fn status(&self) -> ComponentStatus {
+        self.status
+    }
+
+    /// Runs plugin code; a panic becomes an error and marks the component failed.
+    pub(crate) fn call<T>(&mut self, what: &str, f: impl FnOnce() -> Result<T, VmError>) -> VmResult<T> {
+        let r = guard(&format!("{} {what}", self.label), f);
+        if matches!(r, Err(VmError { kind: ErrorKind::Panic, .. })) {
+            self.status = ComponentStatus::Error;
+        }
+        r.into()
+    }
+
+    /// Runs a lifecycle call: `during` while it runs, `after` if it succeeds, `Error` if not.
+    pub(crate) fn transition(
+        &mut self,
+        what: &str,
+        during: Option<ComponentStatus>,
+        after: ComponentStatus,
+        f: impl FnOnce() -> Result<(), VmError>,
+    ) -> VmResult<()> {
+        if let Some(s) = during {
+            self.status = s;
+        }
+        let r = self.call(what, f);
+        self.status = if r.is_ok() { after } else { ComponentStatus::Error };
+        r
     }
 }

@@ -4,7 +4,7 @@
 //! `scratch`, with its directory on the plugin search path) in a `[[device]]` entry of vm.toml.
 
 use vm_plugin_api::{
-    Device, DeviceContext, DevicePlugin, DeviceType, Events, FdtNode, IoRegion, PluginDescription, VmError,
+    Component, Device, DeviceContext, DevicePlugin, DeviceType, Events, FdtNode, IoRegion, PluginDescription, VmError,
 };
 
 /// What the ID register reads: "SCRA" in little-endian ASCII.
@@ -27,6 +27,8 @@ impl DevicePlugin for Scratch {
         Ok(Scratch { regs: [0; 4] })
     }
 }
+
+impl Component for Scratch {}
 
 impl Device for Scratch {
     fn device_type(&self) -> DeviceType {

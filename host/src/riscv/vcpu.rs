@@ -187,7 +187,7 @@ impl VcpuContext {
         let pc = cpu.pc;
         self.hart.raise(cpu, e, tval);
         if self.ram.load(cpu.pc, 2).is_none() {
-            self.error = Some(VmError::engine(format!(
+            self.error = Some(VmError::other(format!(
                 "guest exception {e:?} at pc {pc:#x} (mtval {tval:#x}) with no trap handler: mtvec {:#x} is not \
                  in RAM",
                 self.hart.mtvec

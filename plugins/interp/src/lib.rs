@@ -17,8 +17,8 @@ use code::Frame;
 use exec::{Counts, Stop};
 use serde::Deserialize;
 use vm_plugin_api::{
-    CpuState, Engine, EnginePlugin, Events, ExecutionStats, ExitReason, Fetched, Flow, HostCalls, IrBlock,
-    PluginDescription, PluginModRef, VmError,
+    Component, CpuState, Engine, EnginePlugin, Events, ExecutionStats, ExitReason, Fetched, Flow, HostCalls,
+    IrBlock, PluginDescription, PluginModRef, VmError,
 };
 
 /// The interpreter's configuration table.
@@ -123,7 +123,9 @@ impl Engine for Interp {
     fn prefers_async(&self) -> bool {
         self.config.run_async
     }
+}
 
+impl Component for Interp {
     fn update_config(&mut self, toml: &str) -> Result<(), VmError> {
         self.config = parse_config(toml)?;
         Ok(())

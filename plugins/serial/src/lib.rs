@@ -27,8 +27,8 @@ use output::Output;
 use shared::Shared;
 use std::sync::Arc;
 use vm_plugin_api::{
-    Device, DeviceContext, DevicePlugin, DeviceType, ErrorKind, Events, FdtNode, FdtValue, IoRegion,
-    PluginDescription, PluginModRef, VmError, VmEvent,
+    Component, Device, DeviceContext, DevicePlugin, DeviceType, ErrorKind, Events, FdtNode, FdtValue,
+    IoRegion, PluginDescription, PluginModRef, VmError, VmEvent,
 };
 
 /// Size of the register window the device claims (QEMU virt's UART slot).
@@ -112,7 +112,9 @@ impl Device for Serial {
         }
         Ok(())
     }
+}
 
+impl Component for Serial {
     fn stop(&mut self) -> Result<(), VmError> {
         self.output.flush().map_err(|e| {
             VmError::new(ErrorKind::Io, format!("serial device '{}': flushing output failed: {e}", self.id))
