@@ -98,3 +98,59 @@ fn guest_fault_without_a_trap_handler_stops_with_a_clear_error() {
          mtvec 0x0 is not in RAM"
     );
 }
+
+#[test]
+fn ctrl_c_stops_every_component_and_exits_130() {
+    let dir = scratch("boot-sigint");
+    let toml = write_vm_toml(&dir, &guest("bench"), "interp", UART);
+    let child = std::process::Command::new(vmhost())
+        .args(["run", toml.to_str().unwrap()])
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(!stdout(&out).contains("bench: OK"), "stopped before the guest finished");
+    let engine = err.find("stopped component=interp").expect("engine stopped");
+    let uart = err.find("stopped component=uart0").expect("device stopped");
+    assert!(engine < uart, "{err}");
+}
+
+/// Masks the counter values, which differ between machines and runs.
+fn comparable(console: &str) -> String {
+    console
+        .replace('\r', "")
+        .lines()
+        .map(|l| match l.split_once('=') {
+            Some((k @ ("instret" | "cycles" | "time"), _)) => format!("{k}=N"),
+            _ => l.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn guests_behave_as_on_qemu() {
+    let Some(qemu) = std::env::var_os("PATH")
+        .and_then(|p| std::env::split_paths(&p).map(|d| d.join("qemu-system-riscv64")).find(|q| q.exists()))
+    else {
+        eprintln!("skipped: qemu-system-riscv64 is not installed (scripts/install-deps.sh --with-qemu)");
+        return;
+    };
+    for name in ["hello", "exitcode", "isa", "bench"] {
+        let q = std::process::Command::new(&qemu)
+            .args(["-machine", "virt", "-bios", "none", "-nographic", "-kernel"])
+            .arg(guest(name))
+            .output()
+            .unwrap();
+        let v = boot(&format!("boot-vs-qemu-{name}"), name, "");
+        assert_eq!(comparable(&stdout(&v)), comparable(&stdout(&q)), "{name}: same console output");
+        assert_eq!(v.status.code(), q.status.code(), "{name}: same exit code");
+    }
+}

@@ -35,11 +35,20 @@ fn third_party_device_built_out_of_tree_loads_and_answers() {
     assert_eq!(bus.read(0x1000_2008, 4), Ok(0xfeed), "scratch register");
 }
 
+fn scratch_device_for_api_0_2() -> PathBuf {
+    build_out_of_tree(
+        "scratch-api-0.2",
+        "examples/scratch-device",
+        Some(|api| patch_file(&api.join("Cargo.toml"), "version = \"0.1.0\"", "version = \"0.2.0\"")),
+    )
+}
+
 #[test]
-fn plugin_listing_shows_builtin_and_shared_plugins() {
+fn plugin_listing_shows_builtin_and_shared_plugins_and_why_one_is_refused() {
     let so = scratch_device();
-    let dir = so.parent().unwrap().to_str().unwrap().to_string();
-    let out = run(&vmhost(), &["plugins"], &[("VMHOST_PLUGIN_PATH", &dir)]);
+    let old = scratch_device_for_api_0_2();
+    let dirs = format!("{}:{}", so.parent().unwrap().display(), old.parent().unwrap().display());
+    let out = run(&vmhost(), &["plugins"], &[("VMHOST_PLUGIN_PATH", &dirs)]);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0));
     let row = |name: &str, kind: &str, source: &str| {
@@ -58,15 +67,15 @@ fn plugin_listing_shows_builtin_and_shared_plugins() {
     assert!(row("scratch", "device", so.to_str().unwrap()), "{text}");
     let next_to_binary = build_dir().join("libvmhost_interp.so");
     assert!(row("interp", "engine", next_to_binary.to_str().unwrap()), "{text}");
+    let refused = format!("scratch      ?       ?         0.2.0       refused     {}", old.display());
+    let at = text.lines().position(|l| l == refused).unwrap_or_else(|| panic!("no refused row: {text}"));
+    let why = text.lines().nth(at + 1).unwrap();
+    assert!(why.contains("was built against plugin-api 0.2.0"), "{why}");
 }
 
 #[test]
 fn plugin_built_against_another_plugin_api_version_is_refused() {
-    let so = build_out_of_tree(
-        "scratch-api-0.2",
-        "examples/scratch-device",
-        Some(|api| patch_file(&api.join("Cargo.toml"), "version = \"0.1.0\"", "version = \"0.2.0\"")),
-    );
+    let so = scratch_device_for_api_0_2();
     let (toml, _) = with_device("plugin-version", "hello", &so);
     let out = run(&vmhost(), &["run", toml.to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(1));

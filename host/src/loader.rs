@@ -118,6 +118,17 @@ pub enum LoadError {
     },
 }
 
+impl LoadError {
+    /// The plugin-api version the library declares, when it got far enough to say.
+    pub fn plugin_api(&self) -> Option<&str> {
+        match self {
+            LoadError::IncompatibleVersion { plugin_api, .. }
+            | LoadError::LayoutMismatch { plugin_api, .. } => Some(plugin_api),
+            _ => None,
+        }
+    }
+}
+
 /// The directories searched for plugins by name, in order.
 #[derive(Debug, Clone, Default)]
 pub struct SearchPath {
@@ -145,7 +156,8 @@ pub fn file_name(name: &str) -> String {
     format!("libvmhost_{}.so", name.replace('-', "_"))
 }
 
-fn name_from_file(path: &Path) -> String {
+/// The plugin name a file name implies (`libvmhost_foo.so` → `foo`).
+pub fn name_from_file(path: &Path) -> String {
     let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     stem.strip_prefix("libvmhost_").unwrap_or(&stem).to_string()
 }

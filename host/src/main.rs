@@ -7,7 +7,7 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use vm_host::loader::{self, SearchPath};
+use vm_host::loader::{self, SearchPath, Source};
 use vm_host::{Outcome, Vm, VmConfig};
 
 #[derive(Parser)]
@@ -105,10 +105,14 @@ fn plugins(config: Option<&std::path::Path>) -> ExitCode {
                 "compatible",
                 l.source
             ),
-            Err(e) => println!(
-                "{:<12} {:<7} {:<9} {:<11} {:<11} {}\n    {e}",
-                "?", "?", "?", "?", "refused", l.source
-            ),
+            Err(e) => {
+                let name = match &l.source {
+                    Source::File(f) => loader::name_from_file(f),
+                    Source::Builtin => "?".into(),
+                };
+                let api = e.plugin_api().unwrap_or("?");
+                println!("{name:<12} {:<7} {:<9} {api:<11} {:<11} {}\n    {e}", "?", "?", "refused", l.source)
+            }
         }
     }
     println!(
