@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what building the guests and running every test needs beyond the Rust toolchain:
-# Debian's bare-metal RISC-V cross compiler. With --with-qemu, also qemu-system-riscv64, which the
-# benchmark (scripts/bench.py) and `make -C guests check-qemu` compare against.
+# Debian's bare-metal RISC-V cross compiler, and dtc to check the device tree. With --with-qemu,
+# also qemu-system-riscv64, which the tests, the benchmark (scripts/bench.py) and
+# `make -C guests check-qemu` compare against.
 set -euo pipefail
 
-packages=(gcc-riscv64-unknown-elf make)
+packages=(gcc-riscv64-unknown-elf make device-tree-compiler)
 if [[ "${1:-}" == "--with-qemu" ]]; then
     packages+=(qemu-system-misc)
 fi

@@ -154,3 +154,44 @@ fn guests_behave_as_on_qemu() {
         assert_eq!(v.status.code(), q.status.code(), "{name}: same exit code");
     }
 }
+
+#[test]
+fn device_tree_describes_the_machine_and_reaches_the_guest_in_a1() {
+    let dir = scratch("boot-dtb");
+    let dtb = dir.join("virt.dtb");
+    let out =
+        run(&vmhost(), &["dumpdtb", root().join("vm.toml").to_str().unwrap(), dtb.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let blob = std::fs::read(&dtb).unwrap();
+    assert_eq!(blob[..4], [0xd0, 0x0d, 0xfe, 0xed]);
+
+    // The guest gets the same blob, with its address in a1.
+    let config = vm_host::VmConfig::load(&root().join("vm.toml")).unwrap();
+    let vm = vm_host::Vm::new(&config).unwrap();
+    let a1 = vm.cpu().x[11];
+    assert_eq!(a1, vm.machine().dtb_addr);
+    let mut in_ram = vec![0u8; blob.len()];
+    vm.machine().ram.view().read_bytes(a1, &mut in_ram).unwrap();
+    assert_eq!(in_ram, blob);
+
+    let Ok(dts) = std::process::Command::new("dtc").args(["-I", "dtb", "-O", "dts"]).arg(&dtb).output()
+    else {
+        eprintln!("skipped the decompiled check: dtc is not installed (scripts/install-deps.sh)");
+        return;
+    };
+    assert!(dts.status.success());
+    assert!(dts.stderr.is_empty(), "dtc warnings: {}", String::from_utf8_lossy(&dts.stderr));
+    let dts = String::from_utf8_lossy(&dts.stdout);
+    for expected in [
+        "stdout-path = \"/soc/serial@10000000\";",
+        "reg = <0x00 0x80000000 0x00 0x8000000>;",
+        "compatible = \"ns16550a\";",
+        "reg = <0x00 0x10000000 0x00 0x100>;",
+        "riscv,isa = \"rv64im_zicsr_zifencei\";",
+        "timebase-frequency = <0x989680>;",
+        "compatible = \"sifive,clint0\\0riscv,clint0\";",
+        "compatible = \"syscon-poweroff\";",
+    ] {
+        assert!(dts.contains(expected), "missing {expected}:\n{dts}");
+    }
+}

@@ -6,12 +6,17 @@ use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
 use std::path::Path;
 use vm_plugin_api::GuestRam;
 
-/// Where execution starts.
+/// A program loaded into RAM.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Entry(pub u64);
+pub struct Image {
+    /// Where execution starts.
+    pub entry: u64,
+    /// One past the highest byte loaded.
+    pub end: u64,
+}
 
 /// Loads `path` into `ram`.
-pub fn load_kernel(path: &Path, ram: &GuestRam) -> Result<Entry, String> {
+pub fn load_kernel(path: &Path, ram: &GuestRam) -> Result<Image, String> {
     let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     if data.starts_with(&elf::ELFMAG) {
         load_elf(&data, ram).map_err(|e| format!("{}: {e}", path.display()))
@@ -24,11 +29,30 @@ pub fn load_kernel(path: &Path, ram: &GuestRam) -> Result<Entry, String> {
                 ram.size
             )
         })?;
-        Ok(Entry(ram.base))
+        Ok(Image { entry: ram.base, end: ram.base + data.len() as u64 })
     }
 }
 
-fn load_elf(data: &[u8], ram: &GuestRam) -> Result<Entry, String> {
+/// Copies the device tree blob near the top of RAM, as QEMU does (2 MiB aligned when RAM allows,
+/// else 8-byte aligned), above the loaded image. Returns its guest address.
+pub fn place_dtb(ram: &GuestRam, image_end: u64, dtb: &[u8]) -> Result<u64, String> {
+    let top = ram.base + ram.size;
+    let size = dtb.len() as u64;
+    let at = top
+        .checked_sub(size)
+        .map(|a| if a & !0x1f_ffff >= image_end { a & !0x1f_ffff } else { a & !7 })
+        .filter(|&a| a >= image_end)
+        .ok_or_else(|| {
+            format!(
+                "{} bytes of RAM leave no room for the {size}-byte device tree above the guest image",
+                ram.size
+            )
+        })?;
+    ram.write_bytes(at, dtb).ok_or("device tree copy failed")?;
+    Ok(at)
+}
+
+fn load_elf(data: &[u8], ram: &GuestRam) -> Result<Image, String> {
     let file = ElfFile64::<object::Endianness>::parse(data)
         .map_err(|e| format!("not a 64-bit ELF file ({e}); vmhost runs 64-bit RISC-V guests"))?;
     let endian = file.endian();
@@ -37,7 +61,7 @@ fn load_elf(data: &[u8], ram: &GuestRam) -> Result<Entry, String> {
         return Err(format!("ELF machine is {}, not RISC-V ({})", header.e_machine(endian), elf::EM_RISCV));
     }
     let end = ram.base + ram.size;
-    let mut loaded = false;
+    let mut image_end = None;
     for ph in file.elf_program_headers() {
         if ph.p_type(endian) != elf::PT_LOAD || ph.p_memsz(endian) == 0 {
             continue;
@@ -57,10 +81,8 @@ fn load_elf(data: &[u8], ram: &GuestRam) -> Result<Entry, String> {
         ram.write_bytes(addr, bytes).ok_or("segment copy failed")?;
         let zeros = vec![0u8; (memsz - bytes.len() as u64) as usize];
         ram.write_bytes(addr + bytes.len() as u64, &zeros).ok_or("segment zeroing failed")?;
-        loaded = true;
+        image_end = image_end.max(Some(addr + memsz));
     }
-    if !loaded {
-        return Err("the ELF file has no loadable segments".into());
-    }
-    Ok(Entry(header.e_entry(endian)))
+    let end = image_end.ok_or("the ELF file has no loadable segments")?;
+    Ok(Image { entry: header.e_entry(endian), end })
 }

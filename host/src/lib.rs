@@ -10,6 +10,7 @@ pub mod config;
 pub mod devices;
 pub mod error;
 pub mod events;
+pub mod fdt;
 pub mod irq;
 pub mod loader;
 pub mod machine;

@@ -1,7 +1,6 @@
 //! Builds the machine a `vm.toml` describes: RAM, the `virt` board's fixed devices, the device
 //! plugins on the bus, and the guest program in memory.
 
-use crate::boot;
 use crate::bus::{Bus, SharedDevice};
 use crate::config::{DeviceConfig, VmConfig};
 use crate::devices::{clint, clint::Clint, plugin::PluginDevice, syscon, syscon::PowerState, syscon::Syscon};
@@ -10,6 +9,7 @@ use crate::events::EventBus;
 use crate::irq::{self, IrqState};
 use crate::loader::{self, Plugin, SearchPath};
 use crate::memory::{GuestMemory, HostMemory};
+use crate::{boot, fdt};
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 use vm_plugin_api::{
@@ -23,6 +23,8 @@ use vm_plugin_api::{
 
 /// Guest physical address of RAM on the `virt` board.
 pub const RAM_BASE: u64 = 0x8000_0000;
+/// The hart's ISA string in the device tree.
+pub const ISA: &str = "rv64im_zicsr_zifencei";
 
 /// A device plugin instance on the bus.
 pub struct DeviceSlot {
@@ -30,6 +32,8 @@ pub struct DeviceSlot {
     pub id: String,
     /// The plugin it came from.
     pub plugin: Plugin,
+    /// Its base address.
+    pub base: u64,
     /// The device (also mapped on the bus).
     pub device: Arc<Mutex<PluginDevice>>,
 }
@@ -50,6 +54,10 @@ pub struct Machine {
     pub devices: Vec<DeviceSlot>,
     /// Where the guest starts.
     pub entry: u64,
+    /// Guest address of the device tree blob (passed in `a1`).
+    pub dtb_addr: u64,
+    /// The device tree blob.
+    pub dtb: Vec<u8>,
     /// Rung when something may end a `wfi` wait (interrupt line, stop request).
     pub wake: Arc<tokio::sync::Notify>,
     /// Asks the running engine to return at its next block boundary.
@@ -131,16 +139,37 @@ impl Machine {
                     config.error_at(d.base_position, format!("key `device.base`: device '{}' {o}", d.id))
                 })?;
             }
-            devices.push(DeviceSlot { id: d.id.clone(), plugin, device: shared });
+            devices.push(DeviceSlot { id: d.id.clone(), plugin, base: d.base, device: shared });
         }
         let bus = Arc::new(bus);
         // Cannot fail: the slot is set once, here.
         let _ = late_bus.set(Arc::clone(&bus));
 
-        let entry = boot::load_kernel(&config.kernel, &ram.view())
-            .map_err(|m| config.error(format!("key `boot.kernel`: {m}")))?
-            .0;
-        Ok(Machine { ram, bus, clint, power, irqs, devices, entry, wake, exit_request })
+        let image = boot::load_kernel(&config.kernel, &ram.view())
+            .map_err(|m| config.error(format!("key `boot.kernel`: {m}")))?;
+        let board = fdt::Board {
+            ram: (RAM_BASE, config.memory),
+            isa: ISA,
+            timebase_hz: clint::TIMEBASE_HZ as u32,
+            devices: &devices,
+        };
+        let dtb =
+            fdt::build(&board).map_err(|e| HostError::Other(format!("cannot build the device tree: {e}")))?;
+        let dtb_addr = boot::place_dtb(&ram.view(), image.end, &dtb)
+            .map_err(|m| config.error(format!("key `machine.memory`: {m}")))?;
+        Ok(Machine {
+            ram,
+            bus,
+            clint,
+            power,
+            irqs,
+            devices,
+            entry: image.entry,
+            dtb_addr,
+            dtb,
+            wake,
+            exit_request,
+        })
     }
 }
 

@@ -24,6 +24,13 @@ enum Command {
         /// The machine description.
         config: PathBuf,
     },
+    /// Build the machine a vm.toml describes and write its device tree blob, without running it.
+    Dumpdtb {
+        /// The machine description.
+        config: PathBuf,
+        /// Where to write the blob.
+        output: PathBuf,
+    },
     /// List the plugins found on the search path and the built-in ones.
     Plugins {
         /// Also search the `[plugins] path` of this vm.toml.
@@ -44,6 +51,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { config } => run(&config),
+        Command::Dumpdtb { config, output } => dump_dtb(&config, &output),
         Command::Plugins { config } => plugins(config.as_deref()),
     }
 }
@@ -84,6 +92,17 @@ fn run(path: &std::path::Path) -> ExitCode {
             Err(e) => fail(e),
         }
     })
+}
+
+fn dump_dtb(path: &std::path::Path, output: &std::path::Path) -> ExitCode {
+    let vm = match VmConfig::load(path).map_err(vm_host::HostError::from).and_then(|c| Vm::new(&c)) {
+        Ok(vm) => vm,
+        Err(e) => return fail(e),
+    };
+    match std::fs::write(output, &vm.machine().dtb) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(format!("cannot write {}: {e}", output.display())),
+    }
 }
 
 fn plugins(config: Option<&std::path::Path>) -> ExitCode {

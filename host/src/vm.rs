@@ -83,6 +83,7 @@ impl Vm {
 
         let mut cpu = CpuState { pc: machine.entry, privilege: PRIV_M, ..CpuState::default() };
         cpu.x[10] = 0; // a0: hart id
+        cpu.x[11] = machine.dtb_addr; // a1: device tree
         let vcpu = SharedVcpu::new(VcpuContext {
             hart: Hart::new(0, machine.clint.clone()),
             ram: machine.ram.view(),
