@@ -67,6 +67,18 @@ fn isa_edge_cases_pass_on_interp() {
 }
 
 #[test]
+fn timer_and_software_interrupts_wake_wfi() {
+    let out = boot("boot-timer", "timer", "");
+    assert_eq!(
+        stdout(&out).replace('\r', ""),
+        "timer: 5 ticks, 1 software interrupt\ntimer: OK\n",
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
 fn async_engine_runs_the_guest_too() {
     let out = boot("boot-async", "hello", "[engine.config]\nasync = true\n");
     assert_eq!(stdout(&out).replace('\r', ""), "Hello from vmhost guest!\nhart 0\n", "{}", stderr(&out));
@@ -143,7 +155,7 @@ fn guests_behave_as_on_qemu() {
         eprintln!("skipped: qemu-system-riscv64 is not installed (scripts/install-deps.sh --with-qemu)");
         return;
     };
-    for name in ["hello", "exitcode", "isa", "bench"] {
+    for name in ["hello", "exitcode", "isa", "timer", "bench"] {
         let q = std::process::Command::new(&qemu)
             .args(["-machine", "virt", "-bios", "none", "-nographic", "-kernel"])
             .arg(guest(name))

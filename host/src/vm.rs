@@ -291,7 +291,9 @@ impl Vm {
                 return;
             }
             let wake = Arc::clone(&self.machine.wake);
-            match self.machine.clint.deadline() {
+            // A deadline already past cannot wake the hart (its interrupt is masked): waiting on
+            // it would spin.
+            match self.machine.clint.deadline().filter(|d| *d > std::time::Instant::now()) {
                 Some(d) => {
                     tokio::select! {
                         _ = wake.notified() => {}

@@ -125,7 +125,13 @@ unsafe extern "C" fn store(
             cpu.instret += 1;
             HostResult::flow(Flow::Exit(ExitReason::Halt))
         }
-        Ok(()) => HostResult::value(0),
+        Ok(()) => {
+            // A device write (msip, mtimecmp) may have made an interrupt takeable.
+            if c.hart.interrupt_to_take().is_some() {
+                c.exit_request.store(1, Ordering::SeqCst);
+            }
+            HostResult::value(0)
+        }
         Err(e) => c.bus_fault(cpu, e, Exception::StoreAccess, addr),
     })
 }
