@@ -199,7 +199,7 @@ fn device_tree_describes_the_machine_and_reaches_the_guest_in_a1() {
         "reg = <0x00 0x80000000 0x00 0x8000000>;",
         "compatible = \"ns16550a\";",
         "reg = <0x00 0x10000000 0x00 0x100>;",
-        "riscv,isa = \"rv64im_zicsr_zifencei\";",
+        &format!("riscv,isa = \"{}\";", vm_host::machine::ISA),
         "timebase-frequency = <0x989680>;",
         "compatible = \"sifive,clint0\\0riscv,clint0\";",
         "compatible = \"syscon-poweroff\";",

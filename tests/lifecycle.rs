@@ -24,15 +24,18 @@ async fn components_start_in_order_and_stop_in_reverse() {
     vm.events().subscribe_fn(move |e| match e {
         VmEvent::ComponentStarted(n) => sink.lock().unwrap().push(format!("started {n}")),
         VmEvent::ComponentStopped(n) => sink.lock().unwrap().push(format!("stopped {n}")),
+        VmEvent::ExecutionCompleted(s) => sink.lock().unwrap().push(format!("ran {}", s.instructions)),
         _ => {}
     });
     assert_eq!(vm.run().await.unwrap(), Outcome::PowerOff(0));
+    let ran = format!("ran {}", vm.cpu().instret);
     assert_eq!(
         *log.lock().unwrap(),
         [
             "started uart0",
             "started uart1",
             "started interp",
+            &ran,
             "stopped interp",
             "stopped uart1",
             "stopped uart0"

@@ -52,8 +52,9 @@ impl EventBus {
     pub fn forwarder(&self) -> EventSinkBox {
         let bus = self.clone();
         event_sink(move |e| {
-            // Per-run statistics are frequent; they are for direct subscribers of the engine.
-            if !matches!(e, VmEvent::ExecutionCompleted(_)) {
+            // Per-slice statistics are too frequent to pass on (the VM publishes totals when a run
+            // ends), and interrupt lines are published by the host for every device already.
+            if !matches!(e, VmEvent::ExecutionCompleted(_) | VmEvent::DeviceInterrupt { .. }) {
                 bus.publish(e)
             }
         })

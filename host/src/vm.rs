@@ -218,6 +218,9 @@ impl Vm {
         let watcher = self.spawn_timer_watcher();
         let r = self.run_loop(limit).await;
         watcher.abort();
+        if let Some(slot) = &self.engine {
+            self.events.publish(&VmEvent::ExecutionCompleted(slot.engine.stats()));
+        }
         r
     }
 
