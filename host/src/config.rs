@@ -224,6 +224,15 @@ impl VmConfig {
             }
             let plugin = plugin_ref(d.plugin.get_ref(), &resolve)
                 .map_err(|m| at(d.plugin.span(), format!("key `device.plugin`: {m}")))?;
+            if let Some(irq) = &d.irq
+                && *irq.get_ref() >= crate::irq::MAX_LINES
+            {
+                let max = crate::irq::MAX_LINES - 1;
+                return Err(at(
+                    irq.span(),
+                    format!("key `device.irq`: {} is above the highest line, {max}", irq.get_ref()),
+                ));
+            }
             devices.push(DeviceConfig {
                 id,
                 plugin,
@@ -371,6 +380,15 @@ mod tests {
         let e = parse(&twice).unwrap_err();
         assert_eq!(e.message, "key `device.id`: duplicate device id `uart0`");
         assert_eq!(e.position, Some((13, 6)));
+    }
+
+    #[test]
+    fn irq_out_of_range_is_refused() {
+        let e = parse(&GOOD.replace("irq = 10", "irq = 128")).unwrap_err();
+        assert_eq!(e.message, "key `device.irq`: 128 is above the highest line, 127");
+        assert_eq!(e.position, Some((11, 7)));
+        let e = parse(&GOOD.replace("irq = 10", "irq = -1")).unwrap_err();
+        assert_eq!(e.position, Some((11, 7)));
     }
 
     #[test]

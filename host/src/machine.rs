@@ -183,13 +183,6 @@ fn create_device(
     let Some(create) = plugin.module.create_device() else {
         return Err(HostError::Other(format!("plugin '{}' has no device factory", plugin.info.name)));
     };
-    if let Some(n) = d.irq
-        && n >= irq::MAX_LINES
-    {
-        return Err(config
-            .error(format!("key `device.irq` of device '{}': {n} is above {}", d.id, irq::MAX_LINES - 1))
-            .into());
-    }
     let ctx = DeviceContext {
         id: d.id.as_str().into(),
         base: d.base,
