@@ -125,7 +125,7 @@ fn ctrl_c_stops_every_component_and_exits_130() {
     std::thread::sleep(std::time::Duration::from_millis(700));
     let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(kill.success());
-    let out = child.wait_with_output().unwrap();
+    let out = wait_with_timeout(child, "vmhost after SIGINT");
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(130), "{err}");
     assert!(!stdout(&out).contains("bench: OK"), "stopped before the guest finished");
@@ -159,8 +159,12 @@ fn guests_behave_as_on_qemu() {
         let q = std::process::Command::new(&qemu)
             .args(["-machine", "virt", "-bios", "none", "-nographic", "-kernel"])
             .arg(guest(name))
-            .output()
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .unwrap();
+        let q = wait_with_timeout(q, &format!("qemu on {name}"));
         let v = boot(&format!("boot-vs-qemu-{name}"), name, "");
         assert_eq!(comparable(&stdout(&v)), comparable(&stdout(&q)), "{name}: same console output");
         assert_eq!(v.status.code(), q.status.code(), "{name}: same exit code");

@@ -33,7 +33,7 @@ async fn random_code_never_crashes_the_host() {
         let toml = write_vm_toml(&dir, &kernel, "interp", &dev);
         let mut vm = Vm::new(&VmConfig::load(&toml).unwrap()).unwrap();
         vm.start().unwrap();
-        let r = vm.run_until(2_000_000).await;
+        let r = within(vm.run_until(2_000_000)).await;
         vm.shutdown().unwrap();
         eprintln!("seed {seed}: {r:?} after {} instructions", vm.cpu().instret);
         match r {

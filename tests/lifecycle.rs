@@ -27,7 +27,7 @@ async fn components_start_in_order_and_stop_in_reverse() {
         VmEvent::ExecutionCompleted(s) => sink.lock().unwrap().push(format!("ran {}", s.instructions)),
         _ => {}
     });
-    assert_eq!(vm.run().await.unwrap(), Outcome::PowerOff(0));
+    assert_eq!(within(vm.run()).await.unwrap(), Outcome::PowerOff(0));
     let ran = format!("ran {}", vm.cpu().instret);
     assert_eq!(
         *log.lock().unwrap(),
@@ -62,6 +62,6 @@ async fn stop_handle_ends_a_running_guest() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         stop.stop();
     });
-    assert_eq!(vm.run().await.unwrap(), Outcome::Stopped);
+    assert_eq!(within(vm.run()).await.unwrap(), Outcome::Stopped);
     assert!(vm.cpu().instret > 0);
 }

@@ -238,13 +238,17 @@ static void test_csr(void)
     check("time monotonic", t1 >= t0, 1);
 }
 
-/* Temporary trap handler for expected traps: records the trap, skips the 4-byte trapping
-   instruction and returns. Uses only t0/t1, which every TRAP() declares clobbered. */
+/* Temporary trap handler for expected traps: records the trap, skips the trapping instruction
+   (2 bytes if compressed, else 4: low bits 0b11 mark a 32-bit one) and returns. Uses only t0/t1,
+   which every TRAP() declares clobbered. */
 __attribute__((used)) static volatile uint64_t trap_rec[5];   /* mcause, mepc, mtval, mstatus, count */
 __asm__(".text\n .balign 4\n isa_trap:\n"
         " lla t0, trap_rec\n"
         " csrr t1, mcause\n  sd t1, 0(t0)\n"
-        " csrr t1, mepc\n    sd t1, 8(t0)\n addi t1, t1, 4\n csrw mepc, t1\n"
+        " csrr t1, mepc\n    sd t1, 8(t0)\n"
+        " lhu t1, 0(t1)\n    andi t1, t1, 3\n addi t1, t1, -3\n seqz t1, t1\n"   /* 1 if 32-bit */
+        " slli t1, t1, 1\n   addi t1, t1, 2\n csrr t0, mepc\n add t1, t1, t0\n csrw mepc, t1\n"
+        " lla t0, trap_rec\n"
         " csrr t1, mtval\n   sd t1, 16(t0)\n"
         " csrr t1, mstatus\n sd t1, 24(t0)\n"
         " ld t1, 32(t0)\n    addi t1, t1, 1\n sd t1, 32(t0)\n"
@@ -284,7 +288,7 @@ static void test_traps(void)
     expect_trap("ecall", at, 11, 0, 0);
     at = TRAP("ebreak", 0);
     expect_trap("ebreak", at, 3, 0, 0);
-    at = TRAP(".word 0", 0);                            /* all-zero word is defined illegal */
+    at = TRAP(".2byte 0", 0);                           /* all-zero halfword is defined illegal */
     expect_trap("illegal", at, 2, 0, 0);
     at = TRAP("ld t1, 0(%2)", 0);                       /* nothing is mapped at 0 on virt */
     expect_trap("load 0x0", at, 5, 1, 0);

@@ -2,8 +2,9 @@
 //! plugins out of tree (optionally against a doctored copy of plugin-api), and running `vmhost`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
 
 /// The workspace root.
 pub fn root() -> PathBuf {
@@ -68,14 +69,46 @@ pub fn guest(name: &str) -> PathBuf {
     root().join("guests/bin").join(format!("{name}.elf"))
 }
 
-/// Runs `exe` with `args`, with no plugin path from the environment unless `env` sets one.
+/// Longest a single vmhost run in a test may take; a hang fails the test instead of stalling CI.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(180);
+
+/// Runs `exe` with `args`, with no plugin path from the environment unless `env` sets one. Kills it
+/// and fails the test if it outlives [`RUN_TIMEOUT`].
 pub fn run(exe: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(exe);
     cmd.args(args).env_remove("VMHOST_PLUGIN_PATH").env_remove("RUST_LOG");
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()))
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
+    wait_with_timeout(child, &format!("{} {}", exe.display(), args.join(" ")))
+}
+
+/// Awaits `f`, failing the test if it takes longer than [`RUN_TIMEOUT`].
+pub async fn within<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(RUN_TIMEOUT, f)
+        .await
+        .unwrap_or_else(|_| panic!("did not finish within {RUN_TIMEOUT:?}"))
+}
+
+/// Waits for `child`'s output; kills it and panics after [`RUN_TIMEOUT`].
+pub fn wait_with_timeout(child: Child, what: &str) -> Output {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(RUN_TIMEOUT) {
+        Ok(out) => out.unwrap_or_else(|e| panic!("waiting for {what}: {e}")),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            panic!("{what} did not finish within {RUN_TIMEOUT:?}");
+        }
+    }
 }
 
 /// Standard output as text.

@@ -51,5 +51,5 @@ pub const MIP_MTIP: u64 = 1 << 7;
 /// Machine external interrupt.
 pub const MIP_MEIP: u64 = 1 << 11;
 
-/// `misa` for RV64IM: MXL = 2 (64-bit), extensions I and M.
-pub const MISA_VALUE: u64 = (2 << 62) | (1 << (b'I' - b'A')) | (1 << (b'M' - b'A'));
+/// `misa` for RV64IMC: MXL = 2 (64-bit), extensions I, M and C.
+pub const MISA_VALUE: u64 = (2 << 62) | (1 << (b'C' - b'A')) | (1 << (b'I' - b'A')) | (1 << (b'M' - b'A'));

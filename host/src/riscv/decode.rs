@@ -1,9 +1,10 @@
 //! RISC-V instruction decoding: guest instruction bits to an [`Insn`].
 //!
-//! Covers RV64I, M, Zicsr, Zifencei and the privileged instructions a kernel needs; every other
+//! Covers RV64I, M, C, Zicsr, Zifencei and the privileged instructions a kernel needs; every other
 //! encoding decodes to [`Insn::Illegal`]. The decoder sees hostile guest code, so it never panics.
-//! Instructions are fetched a halfword at a time so that the C extension can later expand its 16-bit
-//! encodings into the same [`Insn`]s (only [`Decoded::len`] differs).
+//! Instructions are fetched a halfword at a time; a 16-bit (C extension) instruction expands into the
+//! [`Insn`] of the 32-bit instruction it stands for, so only [`Decoded::len`] tells them apart and
+//! lowering needs no compressed cases.
 //!
 //! Integer operations and branch conditions are named by the IR's [`BinOp`] and [`Cond`]: RISC-V's
 //! map onto them one to one, so lowering needs no second table.
@@ -82,9 +83,9 @@ pub struct Decoded {
 pub fn fetch(pc: u64, fetch16: &mut dyn FnMut(u64) -> Option<u16>) -> Option<Decoded> {
     let low = fetch16(pc)?;
     if low & 0b11 != 0b11 {
-        // A 16-bit instruction: the C extension is not implemented yet. Only its own halfword is
-        // fetched, so a fault on the next one cannot mask the illegal instruction.
-        return Some(Decoded { insn: Insn::Illegal { bits: u32::from(low) }, len: 2 });
+        // A 16-bit instruction fetches only its own halfword: the next one may be on a page that
+        // faults, which must not stop this one from running.
+        return Some(Decoded { insn: decode16(low), len: 2 });
     }
     let high = fetch16(pc.wrapping_add(2))?;
     Some(Decoded { insn: decode(u32::from(low) | u32::from(high) << 16), len: 4 })
@@ -208,6 +209,147 @@ pub fn decode(bits: u32) -> Insn {
         0b111_0011 => system(bits, rd, rs1, rs2, funct3, funct7),
         _ => illegal,
     }
+}
+
+/// `addi x0, x0, 0`: what `c.nop` and every RVC HINT decode to. HINTs must run as no-ops, and
+/// this one lowers to nothing.
+const NOP: Insn = Insn::OpImm { op: BinOp::Add, rd: 0, rs1: 0, imm: 0 };
+
+/// Decodes one 16-bit RV64C instruction (low two bits not `0b11`) into the [`Insn`] of the 32-bit
+/// instruction it expands to. HINTs decode to `addi x0, x0, 0`. Reserved encodings, the
+/// floating-point loads and stores (no F or D here) and 32-bit encodings are [`Insn::Illegal`] with
+/// the 16 bits.
+pub fn decode16(half: u16) -> Insn {
+    let bits = u32::from(half);
+    let illegal = Insn::Illegal { bits };
+    // The full register fields (CR, CI, CSS formats) sit where 32-bit ones do; the 3-bit ones
+    // (CIW, CL, CS, CA, CB) name x8..x15: `low` is rd'/rs2' in bits 4:2, `high` rs1'/rd' in 9:7.
+    let rd = field(bits, 7);
+    let rs2 = field(bits, 2);
+    let low = 8 + ((bits >> 2) & 7) as u8;
+    let high = 8 + ((bits >> 7) & 7) as u8;
+    // The CI format's 6-bit immediate, imm[5] in bit 12 and imm[4:0] in bits 6:2.
+    let uimm6 = gather(bits, &[(12, 12, 5), (6, 2, 0)]);
+    let imm6 = sign_extend(uimm6, 6);
+    let access = |size| MemAccess { size, signed: true };
+    // The CL/CS offsets: uimm[5:3] in bits 12:10, then uimm[2|6] (words) or uimm[7:6] in 6:5.
+    let mem4 = i64::from(gather(bits, &[(12, 10, 3), (6, 6, 2), (5, 5, 6)]));
+    let mem8 = i64::from(gather(bits, &[(12, 10, 3), (6, 5, 6)]));
+    match (bits & 3, bits >> 13) {
+        // Quadrant 0. c.addi4spn: nzuimm[5:4|9:6|2|3] in bits 12:5; nzuimm = 0 is reserved, which
+        // makes the all-zero halfword illegal.
+        (0, 0b000) => match gather(bits, &[(12, 11, 4), (10, 7, 6), (6, 6, 2), (5, 5, 3)]) {
+            0 => illegal,
+            nzuimm => Insn::OpImm { op: BinOp::Add, rd: low, rs1: 2, imm: i64::from(nzuimm) },
+        },
+        (0, 0b010) => Insn::Load { rd: low, rs1: high, imm: mem4, access: access(4) },
+        (0, 0b011) => Insn::Load { rd: low, rs1: high, imm: mem8, access: access(8) },
+        (0, 0b110) => Insn::Store { rs1: high, rs2: low, imm: mem4, size: 4 },
+        (0, 0b111) => Insn::Store { rs1: high, rs2: low, imm: mem8, size: 8 },
+        // Quadrant 1. c.nop is c.addi with rd = 0; the other rd = 0 or imm = 0 forms are HINTs.
+        (1, 0b000) if rd == 0 || imm6 == 0 => NOP,
+        (1, 0b000) => Insn::OpImm { op: BinOp::Add, rd, rs1: rd, imm: imm6 },
+        (1, 0b001) if rd == 0 => illegal,
+        (1, 0b001) => Insn::OpImm { op: BinOp::AddW, rd, rs1: rd, imm: imm6 },
+        (1, 0b010) if rd == 0 => NOP,
+        (1, 0b010) => Insn::OpImm { op: BinOp::Add, rd, rs1: 0, imm: imm6 },
+        (1, 0b011) if rd == 2 => {
+            // c.addi16sp: nzimm[9] in bit 12, nzimm[4|6|8:7|5] in bits 6:2.
+            let nzimm = gather(bits, &[(12, 12, 9), (6, 6, 4), (5, 5, 6), (4, 3, 7), (2, 2, 5)]);
+            match sign_extend(nzimm, 10) {
+                0 => illegal,
+                imm => Insn::OpImm { op: BinOp::Add, rd: 2, rs1: 2, imm },
+            }
+        }
+        (1, 0b011) if imm6 == 0 => illegal,
+        (1, 0b011) if rd == 0 => NOP,
+        (1, 0b011) => Insn::Lui { rd, imm: imm6 << 12 },
+        (1, 0b100) => misc_alu(bits, high, low, uimm6, imm6),
+        (1, 0b101) => Insn::Jal { rd: 0, imm: imm_cj(bits) },
+        (1, 0b110) => Insn::Branch { cond: Cond::Eq, rs1: high, rs2: 0, imm: imm_cb(bits) },
+        (1, 0b111) => Insn::Branch { cond: Cond::Ne, rs1: high, rs2: 0, imm: imm_cb(bits) },
+        // Quadrant 2. RV64 shifts by 1..=63; shamt = 0 or rd = 0 is a HINT.
+        (2, 0b000) if rd == 0 || uimm6 == 0 => NOP,
+        (2, 0b000) => Insn::OpImm { op: BinOp::Shl, rd, rs1: rd, imm: i64::from(uimm6) },
+        (2, 0b010 | 0b011) if rd == 0 => illegal,
+        // c.lwsp, c.ldsp: uimm[5] in bit 12, uimm[4:2|7:6] or uimm[4:3|8:6] in bits 6:2.
+        (2, 0b010) => {
+            let imm = i64::from(gather(bits, &[(12, 12, 5), (6, 4, 2), (3, 2, 6)]));
+            Insn::Load { rd, rs1: 2, imm, access: access(4) }
+        }
+        (2, 0b011) => {
+            let imm = i64::from(gather(bits, &[(12, 12, 5), (6, 5, 3), (4, 2, 6)]));
+            Insn::Load { rd, rs1: 2, imm, access: access(8) }
+        }
+        (2, 0b100) => jump_move_add(bits, rd, rs2),
+        // c.swsp, c.sdsp: uimm[5:2|7:6] or uimm[5:3|8:6] in bits 12:7.
+        (2, 0b110) => {
+            let imm = i64::from(gather(bits, &[(12, 9, 2), (8, 7, 6)]));
+            Insn::Store { rs1: 2, rs2, imm, size: 4 }
+        }
+        (2, 0b111) => {
+            let imm = i64::from(gather(bits, &[(12, 10, 3), (9, 7, 6)]));
+            Insn::Store { rs1: 2, rs2, imm, size: 8 }
+        }
+        // c.fld, c.fsd, c.fldsp, c.fsdsp, quadrant 0's reserved 0b100, and 32-bit encodings.
+        _ => illegal,
+    }
+}
+
+/// Quadrant 1, funct3 `0b100`: c.srli, c.srai, c.andi and the register-register operations, all
+/// with `rd' = rs1'`.
+fn misc_alu(bits: u32, rd: u8, rs2: u8, shamt: u32, imm6: i64) -> Insn {
+    let op = match ((bits >> 10) & 3, (bits >> 12) & 1, (bits >> 5) & 3) {
+        // A zero shift amount (c.srli64, c.srai64) is a HINT on RV64.
+        (0 | 1, _, _) if shamt == 0 => return NOP,
+        (0, _, _) => return Insn::OpImm { op: BinOp::Shr, rd, rs1: rd, imm: i64::from(shamt) },
+        (1, _, _) => return Insn::OpImm { op: BinOp::Sar, rd, rs1: rd, imm: i64::from(shamt) },
+        (2, _, _) => return Insn::OpImm { op: BinOp::And, rd, rs1: rd, imm: imm6 },
+        (_, 0, 0) => BinOp::Sub,
+        (_, 0, 1) => BinOp::Xor,
+        (_, 0, 2) => BinOp::Or,
+        (_, 0, 3) => BinOp::And,
+        (_, 1, 0) => BinOp::SubW,
+        (_, 1, 1) => BinOp::AddW,
+        _ => return Insn::Illegal { bits },
+    };
+    Insn::Op { op, rd, rs1: rd, rs2 }
+}
+
+/// Quadrant 2, funct3 `0b100`: c.jr, c.mv, c.ebreak, c.jalr and c.add, told apart by bit 12 and
+/// which of `rd`/`rs1` and `rs2` are zero.
+fn jump_move_add(bits: u32, rd: u8, rs2: u8) -> Insn {
+    match ((bits >> 12) & 1, rd, rs2) {
+        (0, 0, 0) => Insn::Illegal { bits }, // c.jr x0 is reserved.
+        (1, 0, 0) => Insn::Ebreak,
+        (_, 0, _) => NOP, // c.mv and c.add with rd = 0 are HINTs.
+        (0, rs1, 0) => Insn::Jalr { rd: 0, rs1, imm: 0 },
+        (_, rs1, 0) => Insn::Jalr { rd: 1, rs1, imm: 0 },
+        (0, rd, rs2) => Insn::Op { op: BinOp::Add, rd, rs1: 0, rs2 },
+        (_, rd, rs2) => Insn::Op { op: BinOp::Add, rd, rs1: rd, rs2 },
+    }
+}
+
+/// c.j's offset: imm[11|4|9:8|10|6|7|3:1|5] in bits 12:2.
+fn imm_cj(bits: u32) -> i64 {
+    let fields =
+        [(12, 12, 11), (11, 11, 4), (10, 9, 8), (8, 8, 10), (7, 7, 6), (6, 6, 7), (5, 3, 1), (2, 2, 5)];
+    sign_extend(gather(bits, &fields), 12)
+}
+
+/// c.beqz/c.bnez's offset: imm[8|4:3] in bits 12:10, imm[7:6|2:1|5] in bits 6:2.
+fn imm_cb(bits: u32) -> i64 {
+    sign_extend(gather(bits, &[(12, 12, 8), (11, 10, 3), (6, 5, 6), (4, 3, 1), (2, 2, 5)]), 9)
+}
+
+/// Unscrambles an immediate: each `(hi, lo, to)` moves bits `hi..=lo` of `bits` to start at bit `to`.
+fn gather(bits: u32, fields: &[(u32, u32, u32)]) -> u32 {
+    fields.iter().map(|&(hi, lo, to)| ((bits >> lo) & ((1 << (hi - lo + 1)) - 1)) << to).fold(0, |a, b| a | b)
+}
+
+/// Sign-extends the low `width` bits of `value` (1 <= width <= 32).
+fn sign_extend(value: u32, width: u32) -> i64 {
+    i64::from((value << (32 - width)) as i32 >> (32 - width))
 }
 
 /// The SYSTEM opcode: privileged instructions and Zicsr.
@@ -470,6 +612,195 @@ mod tests {
         }
     }
 
+    /// Every RV64C instruction, with edge and alternating-bit immediates: `(halfword, word, text)`.
+    /// The halfword is the commented `c.*` line assembled by `riscv64-unknown-elf-as -march=rv64imc`;
+    /// objdump printed it back, the spec's expansion of that was assembled with `-march=rv64im` (no C)
+    /// into the word, and `text` is objdump's `-M no-aliases,numeric` print of the word (targets
+    /// rewritten as offsets).
+    const RVC_OBJDUMP: &[(u16, u32, &str)] = &[
+        (0x0040, 0x0041_0413, "addi x8,x2,4"),      // c.addi4spn x8,x2,4
+        (0x1ffc, 0x3fc1_0793, "addi x15,x2,1020"),  // c.addi4spn x15,x2,1020
+        (0x0408, 0x2001_0513, "addi x10,x2,512"),   // c.addi4spn x10,x2,512
+        (0x1524, 0x2a81_0493, "addi x9,x2,680"),    // c.addi4spn x9,x2,680
+        (0x4000, 0x0004_2403, "lw x8,0(x8)"),       // c.lw x8,0(x8)
+        (0x5ffc, 0x07c7_a783, "lw x15,124(x15)"),   // c.lw x15,124(x15)
+        (0x4144, 0x0045_2483, "lw x9,4(x10)"),      // c.lw x9,4(x10)
+        (0x41a8, 0x0405_a503, "lw x10,64(x11)"),    // c.lw x10,64(x11)
+        (0x4964, 0x0545_2483, "lw x9,84(x10)"),     // c.lw x9,84(x10)
+        (0x6380, 0x0007_b403, "ld x8,0(x15)"),      // c.ld x8,0(x15)
+        (0x7c7c, 0x0f84_3783, "ld x15,248(x8)"),    // c.ld x15,248(x8)
+        (0x660c, 0x0086_3583, "ld x11,8(x12)"),     // c.ld x11,8(x12)
+        (0x62d0, 0x0806_b603, "ld x12,128(x13)"),   // c.ld x12,128(x13)
+        (0x7544, 0x0a85_3483, "ld x9,168(x10)"),    // c.ld x9,168(x10)
+        (0xc080, 0x0084_a023, "sw x8,0(x9)"),       // c.sw x8,0(x9)
+        (0xdf7c, 0x06f7_2e23, "sw x15,124(x14)"),   // c.sw x15,124(x14)
+        (0xc044, 0x0094_2223, "sw x9,4(x8)"),       // c.sw x9,4(x8)
+        (0xc1a8, 0x04a5_a023, "sw x10,64(x11)"),    // c.sw x10,64(x11)
+        (0xc964, 0x0495_2a23, "sw x9,84(x10)"),     // c.sw x9,84(x10)
+        (0xe080, 0x0084_b023, "sd x8,0(x9)"),       // c.sd x8,0(x9)
+        (0xff7c, 0x0ef7_3c23, "sd x15,248(x14)"),   // c.sd x15,248(x14)
+        (0xe60c, 0x00b6_3423, "sd x11,8(x12)"),     // c.sd x11,8(x12)
+        (0xe2d0, 0x08c6_b023, "sd x12,128(x13)"),   // c.sd x12,128(x13)
+        (0xf544, 0x0a95_3423, "sd x9,168(x10)"),    // c.sd x9,168(x10)
+        (0x0001, 0x0000_0013, "addi x0,x0,0"),      // c.nop
+        (0x0085, 0x0010_8093, "addi x1,x1,1"),      // c.addi x1,1
+        (0x1f81, 0xfe0f_8f93, "addi x31,x31,-32"),  // c.addi x31,-32
+        (0x017d, 0x01f1_0113, "addi x2,x2,31"),     // c.addi x2,31
+        (0x157d, 0xfff5_0513, "addi x10,x10,-1"),   // c.addi x10,-1
+        (0x2081, 0x0000_809b, "addiw x1,x1,0"),     // c.addiw x1,0
+        (0x3f81, 0xfe0f_8f9b, "addiw x31,x31,-32"), // c.addiw x31,-32
+        (0x257d, 0x01f5_051b, "addiw x10,x10,31"),  // c.addiw x10,31
+        (0x4081, 0x0000_0093, "addi x1,x0,0"),      // c.li x1,0
+        (0x5f81, 0xfe00_0f93, "addi x31,x0,-32"),   // c.li x31,-32
+        (0x42fd, 0x01f0_0293, "addi x5,x0,31"),     // c.li x5,31
+        (0x7101, 0xe001_0113, "addi x2,x2,-512"),   // c.addi16sp x2,-512
+        (0x617d, 0x1f01_0113, "addi x2,x2,496"),    // c.addi16sp x2,496
+        (0x6141, 0x0101_0113, "addi x2,x2,16"),     // c.addi16sp x2,16
+        (0x717d, 0xff01_0113, "addi x2,x2,-16"),    // c.addi16sp x2,-16
+        (0x6171, 0x1501_0113, "addi x2,x2,336"),    // c.addi16sp x2,336
+        (0x6085, 0x0000_10b7, "lui x1,0x1"),        // c.lui x1,0x1
+        (0x7f81, 0xfffe_0fb7, "lui x31,0xfffe0"),   // c.lui x31,0xfffe0
+        (0x61fd, 0x0001_f1b7, "lui x3,0x1f"),       // c.lui x3,0x1f
+        (0x727d, 0xffff_f237, "lui x4,0xfffff"),    // c.lui x4,0xfffff
+        (0x8005, 0x0014_5413, "srli x8,x8,0x1"),    // c.srli x8,0x1
+        (0x93fd, 0x03f7_d793, "srli x15,x15,0x3f"), // c.srli x15,0x3f
+        (0x9081, 0x0204_d493, "srli x9,x9,0x20"),   // c.srli x9,0x20
+        (0x8405, 0x4014_5413, "srai x8,x8,0x1"),    // c.srai x8,0x1
+        (0x97fd, 0x43f7_d793, "srai x15,x15,0x3f"), // c.srai x15,0x3f
+        (0x857d, 0x41f5_5513, "srai x10,x10,0x1f"), // c.srai x10,0x1f
+        (0x9801, 0xfe04_7413, "andi x8,x8,-32"),    // c.andi x8,-32
+        (0x8bfd, 0x01f7_f793, "andi x15,x15,31"),   // c.andi x15,31
+        (0x8881, 0x0004_f493, "andi x9,x9,0"),      // c.andi x9,0
+        (0x8c1d, 0x40f4_0433, "sub x8,x8,x15"),     // c.sub x8,x15
+        (0x8cb9, 0x00e4_c4b3, "xor x9,x9,x14"),     // c.xor x9,x14
+        (0x8d55, 0x00d5_6533, "or x10,x10,x13"),    // c.or x10,x13
+        (0x8df1, 0x00c5_f5b3, "and x11,x11,x12"),   // c.and x11,x12
+        (0x9e0d, 0x40b6_063b, "subw x12,x12,x11"),  // c.subw x12,x11
+        (0x9fa1, 0x0087_87bb, "addw x15,x15,x8"),   // c.addw x15,x8
+        (0xb001, 0x801f_f06f, "jal x0,-2048"),      // c.j .-2048
+        (0xaffd, 0x7fe0_006f, "jal x0,2046"),       // c.j .+2046
+        (0xa009, 0x0020_006f, "jal x0,2"),          // c.j .+2
+        (0xbffd, 0xffff_f06f, "jal x0,-2"),         // c.j .-2
+        (0xab99, 0x5560_006f, "jal x0,1366"),       // c.j .+1366
+        (0xd001, 0xf004_00e3, "beq x8,x0,-256"),    // c.beqz x8,.-256
+        (0xcffd, 0x0e07_8f63, "beq x15,x0,254"),    // c.beqz x15,.+254
+        (0xe089, 0x0004_9163, "bne x9,x0,2"),       // c.bnez x9,.+2
+        (0xfd7d, 0xfe05_1fe3, "bne x10,x0,-2"),     // c.bnez x10,.-2
+        (0xe5cd, 0x0a05_9563, "bne x11,x0,170"),    // c.bnez x11,.+170
+        (0x0086, 0x0010_9093, "slli x1,x1,0x1"),    // c.slli x1,0x1
+        (0x1ffe, 0x03ff_9f93, "slli x31,x31,0x3f"), // c.slli x31,0x3f
+        (0x1502, 0x0205_1513, "slli x10,x10,0x20"), // c.slli x10,0x20
+        (0x6082, 0x0001_3083, "ld x1,0(x2)"),       // c.ldsp x1,0(x2)
+        (0x7ffe, 0x1f81_3f83, "ld x31,504(x2)"),    // c.ldsp x31,504(x2)
+        (0x6122, 0x0081_3103, "ld x2,8(x2)"),       // c.ldsp x2,8(x2)
+        (0x61d6, 0x1501_3183, "ld x3,336(x2)"),     // c.ldsp x3,336(x2)
+        (0x4082, 0x0001_2083, "lw x1,0(x2)"),       // c.lwsp x1,0(x2)
+        (0x5ffe, 0x0fc1_2f83, "lw x31,252(x2)"),    // c.lwsp x31,252(x2)
+        (0x4112, 0x0041_2103, "lw x2,4(x2)"),       // c.lwsp x2,4(x2)
+        (0x51aa, 0x0a81_2183, "lw x3,168(x2)"),     // c.lwsp x3,168(x2)
+        (0x8082, 0x0000_8067, "jalr x0,0(x1)"),     // c.jr x1
+        (0x8f82, 0x000f_8067, "jalr x0,0(x31)"),    // c.jr x31
+        (0x808a, 0x0020_00b3, "add x1,x0,x2"),      // c.mv x1,x2
+        (0x8f86, 0x0010_0fb3, "add x31,x0,x1"),     // c.mv x31,x1
+        (0x9002, 0x0010_0073, "ebreak"),            // c.ebreak
+        (0x9082, 0x0000_80e7, "jalr x1,0(x1)"),     // c.jalr x1
+        (0x9f82, 0x000f_80e7, "jalr x1,0(x31)"),    // c.jalr x31
+        (0x9282, 0x0002_80e7, "jalr x1,0(x5)"),     // c.jalr x5
+        (0x908a, 0x0020_80b3, "add x1,x1,x2"),      // c.add x1,x2
+        (0x9ffe, 0x01ff_8fb3, "add x31,x31,x31"),   // c.add x31,x31
+        (0xe002, 0x0001_3023, "sd x0,0(x2)"),       // c.sdsp x0,0(x2)
+        (0xfffe, 0x1ff1_3c23, "sd x31,504(x2)"),    // c.sdsp x31,504(x2)
+        (0xe406, 0x0011_3423, "sd x1,8(x2)"),       // c.sdsp x1,8(x2)
+        (0xea8e, 0x1431_3823, "sd x3,336(x2)"),     // c.sdsp x3,336(x2)
+        (0xc002, 0x0001_2023, "sw x0,0(x2)"),       // c.swsp x0,0(x2)
+        (0xdffe, 0x0ff1_2e23, "sw x31,252(x2)"),    // c.swsp x31,252(x2)
+        (0xc206, 0x0011_2223, "sw x1,4(x2)"),       // c.swsp x1,4(x2)
+        (0xd50e, 0x0a31_2423, "sw x3,168(x2)"),     // c.swsp x3,168(x2)
+    ];
+
+    #[test]
+    fn compressed_expands_like_objdump() {
+        for &(half, word, text) in RVC_OBJDUMP {
+            assert_eq!(decode16(half), decode(word), "{half:#06x} expands to {word:#010x}");
+            assert_eq!(disasm(decode16(half)), text, "{half:#06x}");
+            let decoded = fetch(0x1000, &mut |_| Some(half)).unwrap();
+            assert_eq!(decoded, Decoded { insn: decode(word), len: 2 }, "{half:#06x}");
+        }
+    }
+
+    #[test]
+    fn compressed_reserved_encodings_are_illegal() {
+        let halves = [
+            0x0000, // all zero: c.addi4spn x8, x2, 0 (objdump: c.unimp)
+            0x0004, // c.addi4spn x9, x2, 0
+            0x2000, // c.fld f8, 0(x8): no D
+            0xbffc, // c.fsd f15, 248(x15)
+            0x2082, // c.fldsp f1, 0(x2)
+            0xbffe, // c.fsdsp f31, 504(x2)
+            0x8000, // quadrant 0, funct3 0b100
+            0x9ffc, // quadrant 0, funct3 0b100, all other bits set
+            0x2001, // c.addiw x0, 0
+            0x307d, // c.addiw x0, -1
+            0x6101, // c.addi16sp x2, 0 (objdump decodes it, the spec reserves it)
+            0x6081, // c.lui x1, 0
+            0x6001, // c.lui x0, 0 (reserved, not a HINT: nzimm = 0 wins)
+            0x6f81, // c.lui x31, 0
+            0x9c41, // quadrant 1 misc-alu, bit 12 set, funct2 0b10
+            0x9ffd, // quadrant 1 misc-alu, bit 12 set, funct2 0b11
+            0x4002, // c.lwsp x0, 0(x2)
+            0x507e, // c.lwsp x0, 252(x2)
+            0x6002, // c.ldsp x0, 0(x2)
+            0x707e, // c.ldsp x0, 504(x2)
+            0x8002, // c.jr x0
+            0xffff, // a 32-bit encoding's low half
+            0x0013, // another
+        ];
+        for half in halves {
+            assert_eq!(decode16(half), Insn::Illegal { bits: u32::from(half) }, "{half:#06x}");
+        }
+    }
+
+    #[test]
+    fn compressed_hints_are_nops() {
+        let halves = [
+            0x0005, // c.nop 1 (objdump: c.addi x0, 1)
+            0x1001, // c.nop -32
+            0x0081, // c.addi x1, 0
+            0x0f81, // c.addi x31, 0
+            0x4001, // c.li x0, 0
+            0x507d, // c.li x0, -1
+            0x6005, // c.lui x0, 0x1
+            0x7001, // c.lui x0, 0xfffe0
+            0x8001, // c.srli64 x8 (shift by 0)
+            0x8381, // c.srli64 x15
+            0x8401, // c.srai64 x8
+            0x8781, // c.srai64 x15
+            0x0006, // c.slli x0, 1
+            0x107e, // c.slli x0, 63
+            0x0002, // c.slli64 x0
+            0x0082, // c.slli64 x1
+            0x0f82, // c.slli64 x31
+            0x8006, // c.mv x0, x1
+            0x807e, // c.mv x0, x31
+            0x9006, // c.add x0, x1
+            0x9016, // c.add x0, x5 (c.ntl.all)
+            0x907e, // c.add x0, x31
+        ];
+        for half in halves {
+            assert_eq!(decode16(half), NOP, "{half:#06x}");
+        }
+    }
+
+    #[test]
+    fn every_halfword_decodes_without_panic() {
+        for half in 0..=u16::MAX {
+            match decode16(half) {
+                Insn::Illegal { bits } => assert_eq!(bits, u32::from(half)),
+                insn => assert_ne!(half & 3, 3, "{half:#06x} decoded as {insn:?}"),
+            }
+        }
+    }
+
     #[test]
     fn decodes_fields_exactly() {
         assert_eq!(decode(0x8000_00b7), Insn::Lui { rd: 1, imm: -0x8000_0000 });
@@ -548,7 +879,8 @@ mod tests {
     }
 
     #[test]
-    fn compressed_is_illegal_without_fetching_further() {
+    fn compressed_fetches_only_its_own_halfword() {
+        // c.unimp (illegal), c.li x10, 0 and c.sdsp x31, 504(x2) at the last halfword of a page.
         for half in [0x0000, 0x4501, 0xfffe] {
             let mut fetched = Vec::new();
             let mut fetch16 = |addr| {
@@ -556,9 +888,10 @@ mod tests {
                 Some(half)
             };
             let decoded = fetch(0xffe, &mut fetch16);
-            assert_eq!(decoded, Some(Decoded { insn: Insn::Illegal { bits: u32::from(half) }, len: 2 }));
+            assert_eq!(decoded, Some(Decoded { insn: decode16(half), len: 2 }));
             assert_eq!(fetched, [0xffe]);
         }
+        assert_eq!(decode16(0), Insn::Illegal { bits: 0 });
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The RISC-V hart's privileged state: CSRs, traps and interrupts (machine mode, RV64IM).
+//! The RISC-V hart's privileged state: CSRs, traps and interrupts (machine mode, RV64IMC).
 //!
 //! Engines execute IR on `CpuState`; whatever the IR cannot express (CSR access, `ecall`, `mret`,
 //! faults) comes here through the helper calls defined in [`super::helper`].

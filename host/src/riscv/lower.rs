@@ -3,7 +3,8 @@
 //! [`translate`] decodes instructions from a start pc until one that changes control flow, the
 //! instruction cap, the end of the start page, or a fetch fault, and emits the IR for each. Complex
 //! instructions become helper calls (see [`helper`](crate::riscv::helper)); the rules engines rely
-//! on (no writes to `x0`, exact [`At`]s) are kept here.
+//! on (no writes to `x0`, exact [`At`]s) are kept here. Instructions are 2 or 4 bytes long (the C
+//! extension), so offsets, fall-through pcs and link values all come from each one's own length.
 
 use vm_plugin_api::IrBlock;
 use vm_plugin_api::abi_stable::std_types::{ROption, RVec};
@@ -16,12 +17,14 @@ use crate::riscv::helper::{CSR_NO_READ, CSR_NO_WRITE, Helper};
 pub const MAX_BLOCK_INSNS: u32 = 64;
 
 /// A block never starts an instruction on a page other than its first: that page's mapping or
-/// contents may change independently of the first's.
+/// contents may change independently of the first's. Only a 4-byte instruction in the page's last
+/// halfword reads the next page, as its own fetch must; if that faults, the block ends before it.
 const PAGE_SHIFT: u32 = 12;
 
-/// Translates the block at `pc`. `fetch16(addr)` returns the 16-bit halfword at guest address `addr`, or
-/// None if fetching there faults. Returns None only when the first instruction cannot be fetched; a fetch failure later
-/// ends the block before that instruction (with a Jump to it, so the fault is raised when it is executed).
+/// Translates the block at `pc`. `fetch16(addr)` returns the 16-bit halfword at guest address `addr`,
+/// or None if fetching there faults. Returns None only when the first instruction cannot be fetched;
+/// a fetch failure later ends the block before that instruction (with a Jump to it, so the fault is
+/// raised when it is executed).
 pub fn translate(pc: u64, fetch16: &mut dyn FnMut(u64) -> Option<u16>) -> Option<IrBlock> {
     let mut ops = RVec::new();
     let mut len = 0u32;
@@ -172,10 +175,17 @@ mod tests {
 
     /// Translates `words` placed at `base`; fetching anywhere else faults.
     fn translate_at(base: u64, words: &[u32]) -> Option<IrBlock> {
+        let halves: Vec<u16> = words.iter().flat_map(|&w| [w as u16, (w >> 16) as u16]).collect();
+        translate_halves(base, &halves)
+    }
+
+    /// Translates `halves` (16-bit parcels, so 2- and 4-byte instructions mix) placed at `base`;
+    /// fetching anywhere else faults.
+    fn translate_halves(base: u64, halves: &[u16]) -> Option<IrBlock> {
         let mut fetch16 = |addr: u64| {
             let offset = addr.checked_sub(base)?;
-            let word = words.get(usize::try_from(offset / 4).ok()?)?;
-            Some((word >> (offset % 4 * 8)) as u16)
+            assert!(offset.is_multiple_of(2), "odd fetch at {addr:#x}");
+            halves.get(usize::try_from(offset / 2).ok()?).copied()
         };
         let block = translate(base, &mut fetch16)?;
         check_invariants(&block);
@@ -425,13 +435,153 @@ mod tests {
     }
 
     #[test]
-    fn compressed_encodings_are_illegal_and_two_bytes_long() {
+    fn the_all_zero_halfword_is_a_two_byte_illegal_instruction() {
         // 0x00000000 is the canonical illegal instruction; only its first halfword is consumed.
         let b = block(&[NOP, 0]);
         assert_eq!((b.len, b.insn_count), (6, 2));
         let illegal = helper_op(Helper::Illegal, None, Operand::Imm(0), Operand::Imm(0), at(1));
         assert_eq!(b.ops.as_slice(), [illegal]);
         assert_eq!(b.term, Terminator::Jump { target: BASE + 6 });
+    }
+
+    const C_NOP: u16 = 0x0001;
+    /// `addi x1, x0, 5` as halfwords, low half first.
+    const ADDI_X1_5: [u16; 2] = [0x0093, 0x0050];
+
+    #[test]
+    fn mixed_lengths_keep_offsets_and_counts() {
+        let halves = [
+            0x4515, // +0: c.li x10, 5
+            ADDI_X1_5[0],
+            ADDI_X1_5[1],
+            0x4144, // +6: c.lw x9, 4(x10)
+            0x2023, // +8: sw x1, 0(x2)
+            0x0011,
+            0xc044, // +12: c.sw x9, 4(x8)
+            0x9082, // +14: c.jalr x1
+            C_NOP,
+        ];
+        let b = translate_halves(BASE, &halves).unwrap();
+        assert_eq!((b.pc, b.len, b.insn_count), (BASE, 16, 6));
+        let at = |pc_offset, insn_index| At { pc_offset, insn_index };
+        let word = MemAccess { size: 4, signed: true };
+        let ops: &[IrOp] = &[
+            IrOp::Bin { op: BinOp::Add, dst: Dest::Reg(10), a: Operand::Reg(0), b: Operand::Imm(5) },
+            IrOp::Bin { op: BinOp::Add, dst: Dest::Reg(1), a: Operand::Reg(0), b: Operand::Imm(5) },
+            IrOp::Load { dst: Dest::Reg(9), base: Operand::Reg(10), offset: 4, access: word, at: at(6, 2) },
+            IrOp::Store {
+                src: Operand::Reg(1),
+                base: Operand::Reg(2),
+                offset: 0,
+                access: MemAccess { size: 4, signed: false },
+                at: at(8, 3),
+            },
+            IrOp::Store {
+                src: Operand::Reg(9),
+                base: Operand::Reg(8),
+                offset: 4,
+                access: MemAccess { size: 4, signed: false },
+                at: at(12, 4),
+            },
+            // c.jalr x1: the target is read before x1 is overwritten with pc + 2.
+            IrOp::Bin { op: BinOp::Add, dst: Dest::Tmp(0), a: Operand::Reg(1), b: Operand::Imm(0) },
+            IrOp::Bin { op: BinOp::And, dst: Dest::Tmp(0), a: Operand::Tmp(0), b: Operand::Imm(!1) },
+            IrOp::Mov { dst: Dest::Reg(1), src: Operand::Imm(BASE as i64 + 16) },
+        ];
+        assert_eq!(b.ops.as_slice(), ops);
+        assert_eq!(b.term, Terminator::JumpIndirect { target: Operand::Tmp(0) });
+    }
+
+    #[test]
+    fn mixed_lengths_link_and_branch_from_each_instruction() {
+        // jal after a 2-byte instruction links pc + 4 from its own odd-halfword pc.
+        let b = translate_halves(BASE, &[C_NOP, 0x00ef, 0x0100]).unwrap(); // c.nop; jal x1, .+16
+        assert_eq!((b.len, b.insn_count), (6, 2));
+        assert_eq!(b.ops.as_slice(), [IrOp::Mov { dst: Dest::Reg(1), src: Operand::Imm(BASE as i64 + 6) }]);
+        assert_eq!(b.term, Terminator::Jump { target: BASE + 2 + 16 });
+
+        // jalr likewise.
+        let b = translate_halves(BASE, &[C_NOP, 0x82e7, 0x7ff2]).unwrap(); // c.nop; jalr x5, 2047(x5)
+        assert_eq!(b.ops[2], IrOp::Mov { dst: Dest::Reg(5), src: Operand::Imm(BASE as i64 + 6) });
+
+        // c.j and c.jr write no link.
+        let b = translate_halves(BASE, &[C_NOP, 0xaffd]).unwrap(); // c.nop; c.j .+2046
+        assert_eq!((b.len, b.insn_count), (4, 2));
+        assert!(b.ops.is_empty());
+        assert_eq!(b.term, Terminator::Jump { target: BASE + 2 + 2046 });
+        let b = translate_halves(BASE, &[0x8082]).unwrap(); // c.jr x1
+        assert_eq!((b.len, b.insn_count), (2, 1));
+        assert_eq!(b.ops.len(), 2, "target only, no link: {b:?}");
+        assert_eq!(b.term, Terminator::JumpIndirect { target: Operand::Tmp(0) });
+
+        // A 4-byte branch after two 2-byte instructions; a compressed one falls through to pc + 2.
+        let b = translate_halves(BASE, &[C_NOP, C_NOP, 0x8ce3, 0xfe20]).unwrap(); // beq x1, x2, .-8
+        let branch = |cond, rs1, rs2, taken, not_taken| Terminator::Branch {
+            cond,
+            a: Operand::Reg(rs1),
+            b: Operand::Reg(rs2),
+            taken,
+            not_taken,
+        };
+        assert_eq!((b.len, b.insn_count), (8, 3));
+        assert_eq!(b.term, branch(Cond::Eq, 1, 2, BASE + 4 - 8, BASE + 8));
+        let b = translate_halves(BASE, &[ADDI_X1_5[0], ADDI_X1_5[1], 0xfd7d]).unwrap(); // c.bnez x10, .-2
+        assert_eq!((b.len, b.insn_count), (6, 2));
+        assert_eq!(b.term, branch(Cond::Ne, 10, 0, BASE + 4 - 2, BASE + 6));
+
+        // Traps end the block with the next pc after a 2-byte instruction; an illegal one passes
+        // its 16 bits.
+        let second = At { pc_offset: 2, insn_index: 1 };
+        let b = translate_halves(BASE, &[C_NOP, 0x9002, C_NOP]).unwrap(); // c.nop; c.ebreak
+        assert_eq!(
+            b.ops.as_slice(),
+            [helper_op(Helper::Ebreak, None, Operand::Imm(0), Operand::Imm(0), second)]
+        );
+        assert_eq!((b.len, b.insn_count, b.term), (4, 2, Terminator::Jump { target: BASE + 4 }));
+        let b = translate_halves(BASE, &[C_NOP, 0x8002]).unwrap(); // c.nop; c.jr x0 (reserved)
+        let illegal = helper_op(Helper::Illegal, None, Operand::Imm(0x8002), Operand::Imm(0), second);
+        assert_eq!(b.ops.as_slice(), [illegal]);
+        assert_eq!((b.len, b.term), (4, Terminator::Jump { target: BASE + 4 }));
+    }
+
+    #[test]
+    fn compressed_hints_lower_to_nothing() {
+        // c.addi x1, 0; c.li x0, 1; c.srli64 x8; c.slli x0, 1; c.mv x0, x1; c.add x0, x5;
+        // c.lui x0, 1; c.ebreak
+        let halves = [0x0081, 0x4005, 0x8001, 0x0006, 0x8006, 0x9016, 0x6005, 0x9002];
+        let b = translate_halves(BASE, &halves).unwrap();
+        assert_eq!((b.len, b.insn_count), (16, 8));
+        assert_eq!(b.ops.len(), 1, "only the final c.ebreak: {b:?}");
+    }
+
+    #[test]
+    fn a_four_byte_instruction_may_straddle_the_page_end() {
+        // c.nop at 0x1ffa and 0x1ffc, then addi x1, x0, 5 across 0x1ffe..0x2002, then more.
+        let halves = [C_NOP, C_NOP, ADDI_X1_5[0], ADDI_X1_5[1], C_NOP];
+        let b = translate_halves(0x1ffa, &halves).unwrap();
+        assert_eq!((b.len, b.insn_count), (8, 3));
+        let addi = IrOp::Bin { op: BinOp::Add, dst: Dest::Reg(1), a: Operand::Reg(0), b: Operand::Imm(5) };
+        assert_eq!(b.ops.as_slice(), [addi]);
+        assert_eq!(b.term, Terminator::Jump { target: 0x2002 });
+
+        // Its second halfword faults: the block ends before it, and it cannot start a block.
+        let b = translate_halves(0x1ffa, &halves[..3]).unwrap();
+        assert_eq!((b.len, b.insn_count), (4, 2));
+        assert_eq!(b.term, Terminator::Jump { target: 0x1ffe });
+        assert_eq!(translate_halves(0x1ffe, &halves[2..3]), None);
+    }
+
+    #[test]
+    fn a_two_byte_instruction_ends_the_page_without_touching_the_next() {
+        let mut fetched = Vec::new();
+        let mut fetch16 = |addr: u64| {
+            fetched.push(addr);
+            Some(if addr == 0x1ffe { 0x4515 } else { C_NOP }) // c.li x10, 5 in the last halfword
+        };
+        let b = translate(0x1ffc, &mut fetch16).unwrap();
+        assert_eq!((b.len, b.insn_count), (4, 2));
+        assert_eq!(b.term, Terminator::Jump { target: 0x2000 });
+        assert_eq!(fetched, [0x1ffc, 0x1ffe]);
     }
 
     #[test]
@@ -467,8 +617,9 @@ mod tests {
 
     #[test]
     fn random_code_keeps_the_block_rules() {
-        // xorshift over words forced into the 32-bit encoding space (plus the odd compressed one),
-        // so blocks run on past the first instruction.
+        // xorshift over words, two in three forced into the 32-bit encoding space so that blocks
+        // run on past the first instruction; the rest mostly start with a compressed one, which
+        // shifts what follows onto odd halfwords.
         let mut x = 0x2545_f491_u32;
         let mut words = [0u32; 80];
         for _ in 0..20_000 {
@@ -476,10 +627,11 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 17;
                 x ^= x << 5;
-                *w = if x.is_multiple_of(97) { x } else { x | 3 };
+                *w = if x.is_multiple_of(3) { x } else { x | 3 };
             }
             let b = translate_at(0x1f40, &words).unwrap();
-            assert!(b.len <= 0xc0, "ran past the page: {b:?}");
+            // Only a 4-byte instruction in the page's last halfword reaches past it.
+            assert!(b.len <= 0xc2, "ran past the page: {b:?}");
         }
     }
 }

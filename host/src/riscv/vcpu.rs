@@ -97,7 +97,12 @@ unsafe extern "C" fn translate(ctx: *mut c_void, cpu: &mut CpuState, pc: u64) ->
                 block = Some(b);
                 HostResult::value(0)
             }
-            None => c.exception(cpu, Exception::FetchAccess, pc),
+            // mtval names the part that faulted: the second halfword of a 4-byte instruction
+            // that straddles into unmapped memory.
+            None => {
+                let tval = if ram.load(pc, 2).is_some() { pc.wrapping_add(2) } else { pc };
+                c.exception(cpu, Exception::FetchAccess, tval)
+            }
         }
     });
     match block {
