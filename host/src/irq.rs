@@ -11,7 +11,7 @@ use vm_plugin_api::{
     abi_stable::{sabi_trait::TD_Opaque, std_types::RArc},
 };
 
-/// Highest line number + 1 (`riscv,ndev` is 0x5f on the `virt` board's PLIC, so 96 lines fit).
+/// Highest line number + 1: room for the `virt` board's 0x60 PLIC sources.
 pub const MAX_LINES: u32 = 128;
 
 /// Levels of every line, and who to wake when one changes.

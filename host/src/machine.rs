@@ -102,10 +102,12 @@ impl Machine {
             let memory = memory_manager(Arc::clone(&ram), Arc::clone(&late_bus));
             let device = create_device(config, d, &plugin, memory, &irqs)?;
             let regions: Vec<_> = device.io_regions().into_iter().collect();
-            if regions.is_empty() {
-                return Err(config
-                    .error_at(d.base_position, format!("device '{}' declares no I/O regions", d.id))
-                    .into());
+            if regions.is_empty() || regions.iter().any(|r| r.size == 0) {
+                let msg = format!(
+                    "device '{}' ({}) declares no I/O region or an empty one",
+                    d.id, plugin.info.name
+                );
+                return Err(config.error_at(d.base_position, msg).into());
             }
             let shared = Arc::new(Mutex::new(PluginDevice(device)));
             for r in regions {

@@ -76,8 +76,8 @@ impl HostMemory {
     }
 
     fn bus_read(&self, addr: u64, len: u64) -> Result<Vec<u8>, VmError> {
-        // Device registers are read one byte-wide access at a time only when the caller asks for
-        // an odd length; whole registers go through `read_atomic`.
+        // Outside RAM a byte range is read from the devices one byte at a time; callers that want
+        // a whole register read it with `read_atomic`.
         let mut out = Vec::with_capacity(len as usize);
         for i in 0..len {
             out.push(self.bus()?.read(addr + i, 1).map_err(|e| e.into_vm_error())? as u8);

@@ -15,7 +15,7 @@ use abi_stable::{
     StableAbi, declare_root_module_statics,
     library::RootModule,
     package_version_strings,
-    prefix_type::{PrefixRef, PrefixTypeTrait},
+    prefix_type::PrefixTypeTrait,
     sabi_trait::TD_Opaque,
     sabi_types::VersionStrings,
     std_types::{RStr, RString},
@@ -149,10 +149,6 @@ impl PluginModRef {
         (self.info())()
     }
 }
-
-// Keeps PrefixRef in the public signature docs readable.
-#[doc(hidden)]
-pub type _PluginModPrefix = PrefixRef<PluginMod_Prefix>;
 
 /// Exports a plugin's root module from a `cdylib` crate.
 ///
