@@ -211,3 +211,15 @@ fn device_tree_describes_the_machine_and_reaches_the_guest_in_a1() {
         assert!(dts.contains(expected), "missing {expected}:\n{dts}");
     }
 }
+
+#[test]
+fn serial_output_file_is_relative_to_vm_toml() {
+    let dir = scratch("boot-relative-output");
+    let dev = format!("{UART}[device.config]\noutput = {{ file = \"console.log\" }}\n");
+    let toml = write_vm_toml(&dir, &guest("hello"), "interp", &dev);
+    let out = run(&vmhost(), &["run", toml.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), "", "the console went to the file");
+    let console = std::fs::read_to_string(dir.join("console.log")).unwrap();
+    assert_eq!(console.replace('\r', ""), "Hello from vmhost guest!\nhart 0\n");
+}

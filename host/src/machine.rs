@@ -189,6 +189,7 @@ fn create_device(
         id: d.id.as_str().into(),
         base: d.base,
         config: d.config.as_str().into(),
+        config_dir: config.file.parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default().into(),
         irq: match d.irq {
             Some(n) => ROption::RSome(irq::line(irqs, n)),
             None => ROption::RNone,

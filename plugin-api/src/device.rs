@@ -140,6 +140,8 @@ pub struct DeviceContext {
     pub base: u64,
     /// The device's own configuration table, as TOML.
     pub config: RString,
+    /// The directory of the `vm.toml` file: relative paths in `config` are relative to it.
+    pub config_dir: RString,
     /// Its interrupt line, if `vm.toml` gave one.
     pub irq: ROption<InterruptLineArc>,
     /// Guest memory, for DMA.

@@ -48,8 +48,8 @@ pub enum OutputConfig {
     Stderr,
     /// Discarded.
     None,
-    /// Appended to a file, created if missing. A relative path is relative to the host's
-    /// working directory.
+    /// Appended to a file, created if missing. A relative path is relative to the directory of
+    /// the vm.toml file (`DeviceContext::config_dir`).
     File(PathBuf),
 }
 

@@ -25,6 +25,7 @@ pub use config::{InputConfig, OutputConfig, SerialConfig};
 
 use output::Output;
 use shared::Shared;
+use std::path::PathBuf;
 use std::sync::Arc;
 use vm_plugin_api::{
     Component, Device, DeviceContext, DevicePlugin, DeviceType, ErrorKind, Events, FdtNode, FdtValue,
@@ -46,6 +47,8 @@ pub fn module() -> PluginModRef {
 pub struct Serial {
     id: String,
     config: SerialConfig,
+    /// Relative output paths are taken from here (the vm.toml's directory).
+    config_dir: PathBuf,
     output: Output,
     /// Set after the first failed output write, so a closed console is reported once, not per byte.
     output_failed: bool,
@@ -63,9 +66,11 @@ impl PluginDescription for Serial {
 impl DevicePlugin for Serial {
     fn create(ctx: DeviceContext, events: Events) -> Result<Self, VmError> {
         let config = SerialConfig::from_toml(&ctx.config)?;
-        let output = Output::open(&config.output)?;
+        let config_dir = PathBuf::from(ctx.config_dir.as_str());
+        let output = Output::open(&config.output, &config_dir)?;
         let shared = Arc::new(Shared::new(ctx.irq.into_option(), events.clone()));
-        let serial = Serial { id: ctx.id.to_string(), config, output, output_failed: false, shared, events };
+        let id = ctx.id.to_string();
+        let serial = Serial { id, config, config_dir, output, output_failed: false, shared, events };
         if serial.config.input == InputConfig::Stdin {
             input::claim(&serial.id, &serial.shared)?;
         }
@@ -123,8 +128,11 @@ impl Component for Serial {
 
     fn update_config(&mut self, toml: &str) -> Result<(), VmError> {
         let config = SerialConfig::from_toml(toml)?;
-        let output =
-            if config.output != self.config.output { Some(Output::open(&config.output)?) } else { None };
+        let output = if config.output != self.config.output {
+            Some(Output::open(&config.output, &self.config_dir)?)
+        } else {
+            None
+        };
         match (self.config.input, config.input) {
             (InputConfig::None, InputConfig::Stdin) => input::claim(&self.id, &self.shared)?,
             (InputConfig::Stdin, InputConfig::None) => input::release(&self.shared),

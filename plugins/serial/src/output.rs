@@ -4,6 +4,7 @@ use crate::config::OutputConfig;
 use std::{
     fs::{File, OpenOptions},
     io::{self, Write},
+    path::Path,
 };
 use vm_plugin_api::{ErrorKind, VmError};
 
@@ -19,14 +20,16 @@ pub(crate) enum Output {
 }
 
 impl Output {
-    /// Opens the output a configuration names.
-    pub(crate) fn open(config: &OutputConfig) -> Result<Output, VmError> {
+    /// Opens the output a configuration names; a relative file path is taken from `dir` (the
+    /// directory of the vm.toml the configuration came from).
+    pub(crate) fn open(config: &OutputConfig, dir: &Path) -> Result<Output, VmError> {
         Ok(match config {
             OutputConfig::Stdout => Output::Stdout,
             OutputConfig::Stderr => Output::Stderr,
             OutputConfig::None => Output::Discard,
             OutputConfig::File(path) => {
-                let file = OpenOptions::new().append(true).create(true).open(path).map_err(|e| {
+                let path = dir.join(path);
+                let file = OpenOptions::new().append(true).create(true).open(&path).map_err(|e| {
                     VmError::new(ErrorKind::Io, format!("cannot open output file `{}`: {e}", path.display()))
                 })?;
                 Output::File(file)

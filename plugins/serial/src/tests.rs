@@ -43,6 +43,7 @@ fn ctx(config: &str, line: Option<&TestLine>) -> DeviceContext {
         id: "uart0".into(),
         base: 0x1000_0000,
         config: config.into(),
+        config_dir: std::env::temp_dir().to_string_lossy().into_owned().into(),
         irq: match line {
             Some(l) => ROption::RSome(InterruptLine_TO::from_ptr(RArc::new(l.clone()), TD_Opaque)),
             None => ROption::RNone,
