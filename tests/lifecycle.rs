@@ -65,3 +65,18 @@ async fn stop_handle_ends_a_running_guest() {
     assert_eq!(within(vm.run()).await.unwrap(), Outcome::Stopped);
     assert!(vm.cpu().instret > 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_device_named_like_the_engine_is_still_stopped() {
+    let dir = scratch("lifecycle-same-name");
+    let out = dir.join("console.txt");
+    let dev = format!(
+        "\n[[device]]\nid = \"interp\"\nplugin = \"serial\"\nbase = 0x1000_0000\n[device.config]\noutput = {{ file = \"{}\" }}\n",
+        out.display()
+    );
+    let toml = write_vm_toml(&dir, &guest("hello"), "interp", &dev);
+    let mut vm = Vm::new(&VmConfig::load(&toml).unwrap()).unwrap();
+    assert_eq!(within(vm.run()).await.unwrap(), Outcome::PowerOff(0));
+    let device = vm.machine().devices[0].device.lock().unwrap().0.status();
+    assert_eq!(device, vm_plugin_api::ComponentStatus::Stopped);
+}

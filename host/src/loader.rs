@@ -225,17 +225,20 @@ fn api_compatible(plugin_api: &str) -> bool {
 /// abi_stable's layout errors run to hundreds of lines; the useful part is the final `Error:`
 /// block (what was expected, what was found).
 fn abi_error_tail(full: &str) -> String {
-    let tail = full.rfind("Error:").map_or(full, |i| &full[i..]);
-    tail.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    one_line(full.rfind("Error:").map_or(full, |i| &full[i..]))
+}
+
+/// Multi-line library messages as one line, for errors that name a file.
+fn one_line(s: &str) -> String {
+    s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
 }
 
 fn short_library_error(e: &LibraryError) -> String {
     let s = e.to_string();
-    let s = s.trim();
     if s.contains("_1as_0lib_1header_0root_bmodule_bloader") {
         "it does not export a plugin root module (build it with vm_plugin_api::export_plugin!)".to_string()
     } else {
-        s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+        one_line(&s)
     }
 }
 

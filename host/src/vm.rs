@@ -50,6 +50,15 @@ impl StopHandle {
     }
 }
 
+/// A started component. By position, not name: a device may share its id with the engine's name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Component {
+    /// `machine.devices[i]`.
+    Device(usize),
+    /// The running engine.
+    Engine,
+}
+
 struct EngineSlot {
     engine: EngineBox,
     plugin: Plugin,
@@ -65,7 +74,7 @@ pub struct Vm {
     stop: Arc<AtomicBool>,
     slice: u64,
     /// Components started so far, in start order, for stopping in reverse.
-    started: Vec<String>,
+    started: Vec<Component>,
 }
 
 impl Vm {
@@ -154,34 +163,38 @@ impl Vm {
         for i in 0..self.machine.devices.len() {
             let d = &self.machine.devices[i];
             lock(&d.device).0.start().into_result().map_err(|e| component_error(&d.id, "start", e))?;
-            let id = d.id.clone();
-            self.started(id);
+            self.started(Component::Device(i));
         }
         let slot = self.engine.as_mut().expect("engine present");
         let name = slot.plugin.info.name.to_string();
         slot.engine.start().into_result().map_err(|e| component_error(&name, "start", e))?;
-        self.started(name);
+        self.started(Component::Engine);
         Ok(())
     }
 
-    fn started(&mut self, name: String) {
-        self.events.publish(&VmEvent::ComponentStarted(name.as_str().into()));
-        self.started.push(name);
+    fn name(&self, c: Component) -> String {
+        match c {
+            Component::Device(i) => self.machine.devices[i].id.clone(),
+            Component::Engine => {
+                self.engine.as_ref().map_or_else(String::new, |s| s.plugin.info.name.to_string())
+            }
+        }
+    }
+
+    fn started(&mut self, c: Component) {
+        self.events.publish(&VmEvent::ComponentStarted(self.name(c).as_str().into()));
+        self.started.push(c);
     }
 
     /// Stops every started component in reverse start order. Every component is asked even if
     /// one fails; the first failure is returned.
     pub fn shutdown(&mut self) -> Result<(), HostError> {
         let mut first_error = None;
-        while let Some(name) = self.started.pop() {
-            let r = if self.engine.as_ref().is_some_and(|s| s.plugin.info.name.as_str() == name) {
-                self.engine.as_mut().map(|s| s.engine.stop().into_result())
-            } else {
-                self.machine
-                    .devices
-                    .iter()
-                    .find(|d| d.id == name)
-                    .map(|d| lock(&d.device).0.stop().into_result())
+        while let Some(c) = self.started.pop() {
+            let name = self.name(c);
+            let r = match c {
+                Component::Engine => self.engine.as_mut().map(|s| s.engine.stop().into_result()),
+                Component::Device(i) => Some(lock(&self.machine.devices[i].device).0.stop().into_result()),
             };
             match r {
                 Some(Ok(())) => self.events.publish(&VmEvent::ComponentStopped(name.as_str().into())),
@@ -342,13 +355,13 @@ impl Vm {
         let mut old = self.engine.take().expect("engine present between runs");
         let from = old.plugin.info.name.to_string();
         let stopped = old.engine.stop().into_result();
-        self.started.retain(|n| *n != from);
+        self.started.retain(|c| *c != Component::Engine);
         if stopped.is_ok() {
             self.events.publish(&VmEvent::ComponentStopped(from.as_str().into()));
         }
         self.install_engine(engine, plugin);
         self.events.publish(&VmEvent::EngineSwapped { from: from.as_str().into(), to: to.as_str().into() });
-        self.started(to);
+        self.started(Component::Engine);
         stopped.map_err(|e| component_error(&from, "stop", e))
     }
 }
