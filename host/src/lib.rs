@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod fdt;
 pub mod irq;
+pub mod listing;
 pub mod loader;
 pub mod machine;
 pub mod memory;

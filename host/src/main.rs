@@ -7,7 +7,8 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use vm_host::loader::{self, SearchPath, Source};
+use vm_host::listing;
+use vm_host::loader::SearchPath;
 use vm_host::{Outcome, Vm, VmConfig};
 
 #[derive(Parser)]
@@ -111,32 +112,6 @@ fn plugins(config: Option<&std::path::Path>) -> ExitCode {
         Some(Err(e)) => return fail(e),
         None => Vec::new(),
     };
-    let search = SearchPath::new(&dirs);
-    println!("{:<12} {:<7} {:<9} {:<11} {:<11} SOURCE", "NAME", "KIND", "VERSION", "PLUGIN-API", "STATUS");
-    for l in loader::discover(&search) {
-        match l.plugin {
-            Ok(p) => println!(
-                "{:<12} {:<7} {:<9} {:<11} {:<11} {}",
-                p.info.name,
-                format!("{:?}", p.info.kind).to_lowercase(),
-                p.info.version,
-                p.info.api_version,
-                "compatible",
-                l.source
-            ),
-            Err(e) => {
-                let name = match &l.source {
-                    Source::File(f) => loader::name_from_file(f),
-                    Source::Builtin => "?".into(),
-                };
-                let api = e.plugin_api().unwrap_or("?");
-                println!("{name:<12} {:<7} {:<9} {api:<11} {:<11} {}\n    {e}", "?", "?", "refused", l.source)
-            }
-        }
-    }
-    println!(
-        "search path: {}",
-        search.dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(":")
-    );
+    print!("{}", listing::table(&SearchPath::new(&dirs)));
     ExitCode::SUCCESS
 }
