@@ -1,11 +1,13 @@
 //! Interrupt lines from devices into the machine.
 //!
 //! Devices drive numbered lines through [`InterruptLine`] objects; the levels are kept here for the
-//! interrupt controller, and every change wakes a waiting hart.
+//! interrupt controller, and every change wakes a waiting hart. No controller routes a line to the
+//! hart yet, so a change never makes an interrupt takeable and the running engine is left alone:
+//! a level change costs a few atomics, not an engine exit.
 
 use crate::events::EventBus;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use vm_plugin_api::{
     InterruptLine, InterruptLineArc, VmEvent,
     abi_stable::{sabi_trait::TD_Opaque, std_types::RArc},
@@ -18,14 +20,13 @@ pub const MAX_LINES: u32 = 128;
 pub struct IrqState {
     levels: [AtomicU64; 2],
     wake: Arc<tokio::sync::Notify>,
-    exit_request: Arc<AtomicU32>,
     events: EventBus,
 }
 
 impl IrqState {
-    /// Line levels that wake `wake` and ask the engine to return on change.
-    pub fn new(wake: Arc<tokio::sync::Notify>, exit_request: Arc<AtomicU32>, events: EventBus) -> Self {
-        IrqState { levels: [AtomicU64::new(0), AtomicU64::new(0)], wake, exit_request, events }
+    /// Line levels that wake `wake` on change.
+    pub fn new(wake: Arc<tokio::sync::Notify>, events: EventBus) -> Self {
+        IrqState { levels: [AtomicU64::new(0), AtomicU64::new(0)], wake, events }
     }
 
     /// Sets line `n`.
@@ -36,7 +37,6 @@ impl IrqState {
             if level { word.fetch_or(bit, Ordering::SeqCst) } else { word.fetch_and(!bit, Ordering::SeqCst) };
         if (old & bit != 0) != level {
             self.events.publish(&VmEvent::DeviceInterrupt { irq: n, level });
-            self.exit_request.store(1, Ordering::SeqCst);
             self.wake.notify_one();
         }
     }

@@ -3,6 +3,7 @@
 //! `config` reads `vm.toml`; `loader` and `builtins` find plugins; `machine` assembles RAM, the
 //! bus and devices; `vm` runs the guest; `riscv` holds everything that knows the guest ISA.
 
+pub mod activity;
 pub mod boot;
 pub mod builtins;
 pub mod bus;

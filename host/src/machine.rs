@@ -70,7 +70,7 @@ impl Machine {
         let ram = Arc::new(GuestMemory::new(RAM_BASE, config.memory)?);
         let wake = Arc::new(tokio::sync::Notify::new());
         let exit_request = Arc::new(AtomicU32::new(0));
-        let irqs = Arc::new(IrqState::new(Arc::clone(&wake), Arc::clone(&exit_request), events.clone()));
+        let irqs = Arc::new(IrqState::new(Arc::clone(&wake), events.clone()));
         let clint = Clint::new();
         let power = PowerState::default();
 

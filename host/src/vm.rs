@@ -1,10 +1,11 @@
 //! A running virtual machine: lifecycle of its components and the vCPU run loop.
 //!
 //! The loop takes pending interrupts, hands the CPU state to the engine for a slice, and handles
-//! the engine's exit (slice over, `wfi`, power-off, error). Engine runs happen off the async
-//! runtime's worker threads: a synchronous engine through `spawn_blocking`, an asynchronous one by
-//! awaiting its `FfiFuture`.
+//! the engine's exit (slice over, `wfi`, power-off, error). It runs on a dedicated vCPU thread: a
+//! synchronous engine is called directly, an asynchronous one has its `FfiFuture` driven to
+//! completion there.
 
+use crate::activity::Activity;
 use crate::config::VmConfig;
 use crate::devices::syscon::PowerRequest;
 use crate::error::HostError;
@@ -15,6 +16,7 @@ use crate::riscv::hart::{Hart, PRIV_M};
 use crate::riscv::vcpu::{SharedVcpu, VcpuContext};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Instant;
 use vm_plugin_api::{
     AsyncRun, CpuState, EngineBox, ExecutionStats, ExitReason, PluginKind, VmError, VmEvent,
     abi_stable::std_types::{RBox, RStr},
@@ -75,6 +77,7 @@ pub struct Vm {
     slice: u64,
     /// Components started so far, in start order, for stopping in reverse.
     started: Vec<Component>,
+    activity: Arc<Activity>,
 }
 
 impl Vm {
@@ -93,6 +96,7 @@ impl Vm {
         let mut cpu = CpuState { pc: machine.entry, privilege: PRIV_M, ..CpuState::default() };
         cpu.x[10] = 0; // a0: hart id
         cpu.x[11] = machine.dtb_addr; // a1: device tree
+        let activity = Arc::new(Activity::new(Arc::clone(&machine.bus)));
         let vcpu = SharedVcpu::new(VcpuContext {
             hart: Hart::new(0, machine.clint.clone()),
             ram: machine.ram.view(),
@@ -100,6 +104,7 @@ impl Vm {
             power: machine.power.clone(),
             error: None,
             exit_request: Arc::clone(&machine.exit_request),
+            activity: Arc::clone(&activity),
         });
         let mut vm = Vm {
             machine,
@@ -110,6 +115,7 @@ impl Vm {
             stop: Arc::new(AtomicBool::new(false)),
             slice: config.slice,
             started: Vec::new(),
+            activity,
         };
         vm.install_engine(engine, plugin);
         for d in &vm.machine.devices {
@@ -135,6 +141,11 @@ impl Vm {
             exit_request: Arc::clone(&self.machine.exit_request),
             wake: Arc::clone(&self.machine.wake),
         }
+    }
+
+    /// What the VM is busy with, for naming a component that does not stop.
+    pub fn activity(&self) -> Arc<Activity> {
+        Arc::clone(&self.activity)
     }
 
     /// The guest's CPU state (between runs).
@@ -192,6 +203,9 @@ impl Vm {
         let mut first_error = None;
         while let Some(c) = self.started.pop() {
             let name = self.name(c);
+            let activity = Arc::clone(&self.activity);
+            let kind = if c == Component::Engine { "engine" } else { "device" };
+            let _busy = activity.enter(format!("{kind} '{name}' (its stop has not returned)"));
             let r = match c {
                 Component::Engine => self.engine.as_mut().map(|s| s.engine.stop().into_result()),
                 Component::Device(i) => Some(lock(&self.machine.devices[i].device).0.stop().into_result()),
@@ -227,98 +241,48 @@ impl Vm {
 
     /// Runs the guest until it powers off, the VM is stopped, or about `limit` instructions have
     /// retired in total (checked between slices).
+    ///
+    /// The hart's loop runs on a dedicated vCPU thread for the whole call, so an engine exit (an
+    /// interrupt, `wfi`, a slice's end) costs a trip round that loop, not a task hand-off.
     pub async fn run_until(&mut self, limit: u64) -> Result<Outcome, HostError> {
         let watcher = self.spawn_timer_watcher();
-        let r = self.run_loop(limit).await;
+        let slot = self.engine.take().expect("engine present between runs");
+        let cpu = self.cpu.take().expect("CPU state present between runs");
+        let hart = HartLoop {
+            vcpu: Arc::clone(&self.vcpu),
+            power: self.machine.power.clone(),
+            stop: Arc::clone(&self.stop),
+            exit_request: Arc::clone(&self.machine.exit_request),
+            wake: Arc::clone(&self.machine.wake),
+            clint: self.machine.clint.clone(),
+            activity: Arc::clone(&self.activity),
+            slice: self.slice,
+            runtime: tokio::runtime::Handle::current(),
+        };
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let spawned = std::thread::Builder::new().name("vcpu0".into()).spawn(move || {
+            let (mut slot, mut cpu) = (slot, cpu);
+            let r = hart.run(&mut slot, &mut cpu, limit);
+            let _ = done_tx.send((slot, cpu, r));
+        });
+        let r = match spawned {
+            Err(e) => Err(HostError::Other(format!("cannot start the vCPU thread: {e}"))),
+            Ok(_) => match done_rx.await {
+                Ok((slot, cpu, r)) => {
+                    self.engine = Some(slot);
+                    self.cpu = Some(cpu);
+                    r
+                }
+                Err(_) => {
+                    Err(HostError::Other("the vCPU thread ended without handing back the guest".into()))
+                }
+            },
+        };
         watcher.abort();
         if let Some(slot) = &self.engine {
             self.events.publish(&VmEvent::ExecutionCompleted(slot.engine.stats()));
         }
         r
-    }
-
-    async fn run_loop(&mut self, limit: u64) -> Result<Outcome, HostError> {
-        loop {
-            if let Some(p) = self.machine.power.get() {
-                return Ok(match p {
-                    PowerRequest::Off(code) => Outcome::PowerOff(code),
-                    PowerRequest::Reset => Outcome::Reset,
-                });
-            }
-            if self.stop.load(Ordering::SeqCst) {
-                return Ok(Outcome::Stopped);
-            }
-            let instret = self.cpu().instret;
-            if instret >= limit {
-                return Ok(Outcome::Paused);
-            }
-            self.machine.exit_request.store(0, Ordering::SeqCst);
-            {
-                let cpu = self.cpu.as_deref_mut().expect("CPU state present between runs");
-                // SAFETY: no engine run is in flight.
-                let ctx = unsafe { self.vcpu.get() };
-                if let Some(code) = ctx.hart.interrupt_to_take() {
-                    ctx.hart.take_interrupt(cpu, code);
-                }
-            }
-            let budget = self.slice.min(limit - instret);
-            match self.run_engine(budget).await? {
-                ExitReason::BudgetExhausted | ExitReason::ExitRequested | ExitReason::Halt => {}
-                ExitReason::Wfi => self.wait_for_interrupt().await,
-                ExitReason::HostError => {
-                    // SAFETY: no engine run is in flight.
-                    let e = unsafe { self.vcpu.get() }.error.take();
-                    return Err(e.unwrap_or_else(|| VmError::engine("engine reported a host error")).into());
-                }
-            }
-        }
-    }
-
-    async fn run_engine(&mut self, budget: u64) -> Result<ExitReason, HostError> {
-        let host = self.vcpu.host_calls();
-        let mut slot = self.engine.take().expect("engine present between runs");
-        let cpu = self.cpu.take().expect("CPU state present between runs");
-        // If this future is dropped mid-run the engine may still be using the context: leak it
-        // rather than free it under the engine.
-        let keep = KeepAlive(Some(Arc::clone(&self.vcpu)));
-        let (slot, cpu, result) = if slot.engine.is_async() {
-            let done = slot.engine.run_async(AsyncRun { cpu, host, budget }).await;
-            (slot, done.cpu, done.result.into_result())
-        } else {
-            let joined = tokio::task::spawn_blocking(move || {
-                let mut cpu = cpu;
-                let r = slot.engine.run(&mut cpu, &host, budget).into_result();
-                (slot, cpu, r)
-            })
-            .await;
-            joined.map_err(|e| HostError::Other(format!("the engine's run thread failed: {e}")))?
-        };
-        keep.release();
-        let name = slot.plugin.info.name.to_string();
-        self.engine = Some(slot);
-        self.cpu = Some(cpu);
-        result.map_err(|e| component_error(&name, "run", e))
-    }
-
-    async fn wait_for_interrupt(&mut self) {
-        loop {
-            // SAFETY: no engine run is in flight.
-            if self.stop.load(Ordering::SeqCst) || unsafe { self.vcpu.get() }.hart.wake_pending() {
-                return;
-            }
-            let wake = Arc::clone(&self.machine.wake);
-            // A deadline already past cannot wake the hart (its interrupt is masked): waiting on
-            // it would spin.
-            match self.machine.clint.deadline().filter(|d| *d > std::time::Instant::now()) {
-                Some(d) => {
-                    tokio::select! {
-                        _ = wake.notified() => {}
-                        _ = tokio::time::sleep_until(d.into()) => {}
-                    }
-                }
-                None => wake.notified().await,
-            }
-        }
     }
 
     /// Asks the engine to return when the guest's timer fires, so the interrupt is taken promptly.
@@ -382,19 +346,90 @@ fn create_engine(plugin: &Plugin, config: &str) -> Result<EngineBox, VmError> {
     create(RStr::from_str(config)).into_result()
 }
 
-/// Holds a context alive; if not released, leaks it instead of dropping it.
-struct KeepAlive(Option<Arc<SharedVcpu>>);
-
-impl KeepAlive {
-    fn release(mut self) {
-        self.0 = None;
-    }
+/// The hart's run loop and what it needs, moved onto the vCPU thread for a run.
+struct HartLoop {
+    vcpu: Arc<SharedVcpu>,
+    power: crate::devices::syscon::PowerState,
+    stop: Arc<AtomicBool>,
+    exit_request: Arc<AtomicU32>,
+    wake: Arc<tokio::sync::Notify>,
+    clint: crate::devices::clint::Clint,
+    activity: Arc<Activity>,
+    slice: u64,
+    /// For waiting (`wfi`) and for driving an asynchronous engine's future on this thread.
+    runtime: tokio::runtime::Handle,
 }
 
-impl Drop for KeepAlive {
-    fn drop(&mut self) {
-        if let Some(a) = self.0.take() {
-            std::mem::forget(a);
+impl HartLoop {
+    fn run(&self, slot: &mut EngineSlot, cpu: &mut RBox<CpuState>, limit: u64) -> Result<Outcome, HostError> {
+        let name = slot.plugin.info.name.to_string();
+        let _busy = self.activity.enter(format!("engine '{name}'"));
+        let is_async = slot.engine.is_async();
+        loop {
+            if let Some(p) = self.power.get() {
+                return Ok(match p {
+                    PowerRequest::Off(code) => Outcome::PowerOff(code),
+                    PowerRequest::Reset => Outcome::Reset,
+                });
+            }
+            if self.stop.load(Ordering::SeqCst) {
+                return Ok(Outcome::Stopped);
+            }
+            let instret = cpu.instret;
+            if instret >= limit {
+                return Ok(Outcome::Paused);
+            }
+            self.exit_request.store(0, Ordering::SeqCst);
+            {
+                // SAFETY: no engine run is in flight.
+                let ctx = unsafe { self.vcpu.get() };
+                if let Some(code) = ctx.hart.interrupt_to_take() {
+                    ctx.hart.take_interrupt(cpu, code);
+                }
+            }
+            let budget = self.slice.min(limit - instret);
+            let host = self.vcpu.host_calls();
+            let r = if is_async {
+                let job =
+                    AsyncRun { cpu: std::mem::replace(cpu, RBox::new(CpuState::default())), host, budget };
+                let done = self.runtime.block_on(slot.engine.run_async(job));
+                *cpu = done.cpu;
+                done.result.into_result()
+            } else {
+                slot.engine.run(cpu, &host, budget).into_result()
+            };
+            match r.map_err(|e| component_error(&name, "run", e))? {
+                ExitReason::BudgetExhausted | ExitReason::ExitRequested | ExitReason::Halt => {}
+                ExitReason::Wfi => self.wait_for_interrupt(),
+                ExitReason::HostError => {
+                    // SAFETY: no engine run is in flight.
+                    let e = unsafe { self.vcpu.get() }.error.take();
+                    return Err(e.unwrap_or_else(|| VmError::engine("engine reported a host error")).into());
+                }
+            }
+        }
+    }
+
+    /// Sleeps until an interrupt is pending and enabled in `mie` (what ends `wfi`), or the VM is
+    /// stopped.
+    fn wait_for_interrupt(&self) {
+        loop {
+            // SAFETY: no engine run is in flight.
+            if self.stop.load(Ordering::SeqCst) || unsafe { self.vcpu.get() }.hart.wake_pending() {
+                return;
+            }
+            let wake = Arc::clone(&self.wake);
+            // A deadline already past cannot wake the hart (its interrupt is masked): waiting on
+            // it would spin.
+            match self.clint.deadline().filter(|d| *d > Instant::now()) {
+                Some(d) => self.runtime.block_on(async {
+                    tokio::select! {
+                        _ = wake.notified() => {}
+                        _ = tokio::time::sleep_until(d.into()) => {}
+                    }
+                }),
+                None => self.runtime.block_on(wake.notified()),
+            }
         }
     }
 }

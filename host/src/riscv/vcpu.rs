@@ -4,6 +4,7 @@
 //! RISC-V frontend emits. Errors that must stop the VM are parked in [`VcpuContext::error`] and the
 //! engine is told to exit with `ExitReason::HostError`.
 
+use crate::activity::Activity;
 use crate::bus::{Bus, BusError};
 use crate::devices::syscon::PowerState;
 use crate::riscv::hart::{Exception, Hart};
@@ -30,6 +31,8 @@ pub struct VcpuContext {
     pub error: Option<VmError>,
     /// Asks the engine to return at its next block boundary.
     pub exit_request: Arc<AtomicU32>,
+    /// Where a device access in progress is recorded.
+    pub activity: Arc<Activity>,
 }
 
 /// A [`VcpuContext`] shared with the thread an engine runs on.
@@ -112,9 +115,14 @@ unsafe extern "C" fn translate(ctx: *mut c_void, cpu: &mut CpuState, pc: u64) ->
 }
 
 unsafe extern "C" fn load(ctx: *mut c_void, cpu: &mut CpuState, addr: u64, size: u8) -> HostResult {
-    contained(ctx, |c| match c.bus.read(addr, size) {
-        Ok(v) => HostResult::value(v),
-        Err(e) => c.bus_fault(cpu, e, Exception::LoadAccess, addr),
+    contained(ctx, |c| {
+        c.activity.mmio_begin(addr);
+        let r = c.bus.read(addr, size);
+        c.activity.mmio_end();
+        match r {
+            Ok(v) => HostResult::value(v),
+            Err(e) => c.bus_fault(cpu, e, Exception::LoadAccess, addr),
+        }
     })
 }
 
@@ -125,19 +133,34 @@ unsafe extern "C" fn store(
     size: u8,
     value: u64,
 ) -> HostResult {
-    contained(ctx, |c| match c.bus.write(addr, size, value) {
-        Ok(()) if c.power.get().is_some() => {
-            cpu.instret += 1;
-            HostResult::flow(Flow::Exit(ExitReason::Halt))
-        }
-        Ok(()) => {
-            // A device write (msip, mtimecmp) may have made an interrupt takeable.
-            if c.hart.interrupt_to_take().is_some() {
-                c.exit_request.store(1, Ordering::SeqCst);
+    contained(ctx, |c| {
+        c.activity.mmio_begin(addr);
+        let r = c.bus.write(addr, size, value);
+        c.activity.mmio_end();
+        match r {
+            Ok(()) if c.power.get().is_some() => {
+                cpu.instret += 1;
+                HostResult::flow(Flow::Exit(ExitReason::Halt))
             }
-            HostResult::value(0)
+            // A device write (msip, mtimecmp) may have made an interrupt takeable: it is taken
+            // right after the store retires, without leaving the engine.
+            Ok(()) => match c.hart.interrupt_to_take() {
+                Some(code) => match c.ram.load(cpu.pc, 2) {
+                    Some(half) => {
+                        cpu.pc = cpu.pc.wrapping_add(if half & 3 == 3 { 4 } else { 2 });
+                        cpu.instret += 1;
+                        c.hart.take_interrupt(cpu, code);
+                        HostResult::flow(Flow::Redirect)
+                    }
+                    None => {
+                        c.exit_request.store(1, Ordering::SeqCst);
+                        HostResult::value(0)
+                    }
+                },
+                None => HostResult::value(0),
+            },
+            Err(e) => c.bus_fault(cpu, e, Exception::StoreAccess, addr),
         }
-        Err(e) => c.bus_fault(cpu, e, Exception::StoreAccess, addr),
     })
 }
 
@@ -166,15 +189,25 @@ impl VcpuContext {
             Helper::Ebreak => self.exception(cpu, Exception::Breakpoint, cpu.pc),
             Helper::Mret => {
                 self.hart.mret(cpu);
-                if self.hart.interrupt_to_take().is_some() {
-                    self.exit_request.store(1, Ordering::SeqCst);
+                // An interrupt that `mret` unmasks is taken before the instruction at `mepc`.
+                if let Some(code) = self.hart.interrupt_to_take() {
+                    self.hart.take_interrupt(cpu, code);
                 }
                 HostResult::flow(Flow::Redirect)
             }
             Helper::Wfi => {
                 cpu.pc = cpu.pc.wrapping_add(4);
                 cpu.instret += 1;
-                HostResult::flow(Flow::Exit(ExitReason::Wfi))
+                // Only a hart with nothing pending waits; otherwise `wfi` is done at once and the
+                // engine goes on (into the trap handler if the interrupt is also takeable).
+                if let Some(code) = self.hart.interrupt_to_take() {
+                    self.hart.take_interrupt(cpu, code);
+                    HostResult::flow(Flow::Redirect)
+                } else if self.hart.wake_pending() {
+                    HostResult::flow(Flow::Redirect)
+                } else {
+                    HostResult::flow(Flow::Exit(ExitReason::Wfi))
+                }
             }
             // No supervisor mode yet: both are illegal on an M-only hart.
             Helper::Sret | Helper::SfenceVma => self.exception(cpu, Exception::Illegal, 0),

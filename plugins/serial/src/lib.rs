@@ -50,8 +50,6 @@ pub struct Serial {
     /// Relative output paths are taken from here (the vm.toml's directory).
     config_dir: PathBuf,
     output: Output,
-    /// Set after the first failed output write, so a closed console is reported once, not per byte.
-    output_failed: bool,
     shared: Arc<Shared>,
     events: Events,
 }
@@ -70,7 +68,7 @@ impl DevicePlugin for Serial {
         let output = Output::open(&config.output, &config_dir)?;
         let shared = Arc::new(Shared::new(ctx.irq.into_option(), events.clone()));
         let id = ctx.id.to_string();
-        let serial = Serial { id, config, config_dir, output, output_failed: false, shared, events };
+        let serial = Serial { id, config, config_dir, output, shared, events };
         if serial.config.input == InputConfig::Stdin {
             input::claim(&serial.id, &serial.shared)?;
         }
@@ -79,15 +77,18 @@ impl DevicePlugin for Serial {
 }
 
 impl Serial {
-    fn transmit(&mut self, byte: u8) {
-        if let Err(e) = self.output.write_byte(byte) {
-            // The guest cannot be told; dropping console output beats stopping the machine.
-            if !self.output_failed {
-                self.output_failed = true;
-                let msg = format!("serial device '{}': writing output failed, dropping output: {e}", self.id);
-                self.events.publish(&VmEvent::ErrorOccurred(msg.into()));
-            }
-        }
+    /// Sends a byte to the output. A failure stops the VM: a console whose reader has gone (a
+    /// closed pipe) or whose disk is full would otherwise swallow the guest's output unseen.
+    fn transmit(&mut self, byte: u8) -> Result<(), VmError> {
+        self.output.write_byte(byte).map_err(|e| {
+            let msg = if e.kind() == std::io::ErrorKind::BrokenPipe {
+                format!("serial device '{}': the console's reader has gone ({e}); stopping the VM", self.id)
+            } else {
+                format!("serial device '{}': writing console output failed ({e}); stopping the VM", self.id)
+            };
+            self.events.publish(&VmEvent::ErrorOccurred(msg.as_str().into()));
+            VmError::new(ErrorKind::Io, msg)
+        })
     }
 }
 
@@ -112,10 +113,10 @@ impl Device for Serial {
     /// Registers are bytes; a wider access writes the low byte of `value` to the register at `offset`.
     fn write(&mut self, offset: u64, value: u64, _size: u8) -> Result<(), VmError> {
         // The byte leaves after the state lock is released: a slow console must not hold up input.
-        if let Some(byte) = self.shared.with_uart(|u| u.write(offset, value as u8)) {
-            self.transmit(byte);
+        match self.shared.with_uart(|u| u.write(offset, value as u8)) {
+            Some(byte) => self.transmit(byte),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -142,7 +143,6 @@ impl Component for Serial {
             // Best effort: the old output is being replaced, and a flush error must not undo the change.
             let _ = self.output.flush();
             self.output = output;
-            self.output_failed = false;
         }
         self.config = config;
         Ok(())
