@@ -78,6 +78,8 @@ pub struct Vm {
     /// Components started so far, in start order, for stopping in reverse.
     started: Vec<Component>,
     activity: Arc<Activity>,
+    /// Engine runs (slices) so far: each is an exit from and re-entry into the engine.
+    engine_runs: u64,
 }
 
 impl Vm {
@@ -116,6 +118,7 @@ impl Vm {
             slice: config.slice,
             started: Vec::new(),
             activity,
+            engine_runs: 0,
         };
         vm.install_engine(engine, plugin);
         for d in &vm.machine.devices {
@@ -146,6 +149,13 @@ impl Vm {
     /// What the VM is busy with, for naming a component that does not stop.
     pub fn activity(&self) -> Arc<Activity> {
         Arc::clone(&self.activity)
+    }
+
+    /// How many times the engine has been entered (one slice each). Interrupts, `wfi` that need
+    /// not wait and device writes are handled inside a run, so this grows with the slice count and
+    /// real waits, not with the guest's interrupt rate.
+    pub fn engine_runs(&self) -> u64 {
+        self.engine_runs
     }
 
     /// The guest's CPU state (between runs).
@@ -261,16 +271,17 @@ impl Vm {
         };
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let spawned = std::thread::Builder::new().name("vcpu0".into()).spawn(move || {
-            let (mut slot, mut cpu) = (slot, cpu);
-            let r = hart.run(&mut slot, &mut cpu, limit);
-            let _ = done_tx.send((slot, cpu, r));
+            let (mut slot, mut cpu, mut runs) = (slot, cpu, 0);
+            let r = hart.run(&mut slot, &mut cpu, limit, &mut runs);
+            let _ = done_tx.send((slot, cpu, runs, r));
         });
         let r = match spawned {
             Err(e) => Err(HostError::Other(format!("cannot start the vCPU thread: {e}"))),
             Ok(_) => match done_rx.await {
-                Ok((slot, cpu, r)) => {
+                Ok((slot, cpu, runs, r)) => {
                     self.engine = Some(slot);
                     self.cpu = Some(cpu);
+                    self.engine_runs += runs;
                     r
                 }
                 Err(_) => {
@@ -361,7 +372,13 @@ struct HartLoop {
 }
 
 impl HartLoop {
-    fn run(&self, slot: &mut EngineSlot, cpu: &mut RBox<CpuState>, limit: u64) -> Result<Outcome, HostError> {
+    fn run(
+        &self,
+        slot: &mut EngineSlot,
+        cpu: &mut RBox<CpuState>,
+        limit: u64,
+        runs: &mut u64,
+    ) -> Result<Outcome, HostError> {
         let name = slot.plugin.info.name.to_string();
         let _busy = self.activity.enter(format!("engine '{name}'"));
         let is_async = slot.engine.is_async();
@@ -389,6 +406,7 @@ impl HartLoop {
             }
             let budget = self.slice.min(limit - instret);
             let host = self.vcpu.host_calls();
+            *runs += 1;
             let r = if is_async {
                 let job =
                     AsyncRun { cpu: std::mem::replace(cpu, RBox::new(CpuState::default())), host, budget };
