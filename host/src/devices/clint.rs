@@ -1,10 +1,13 @@
 //! The core-local interruptor (`sifive,clint0`): `mtime` at 10 MHz from the host's monotonic clock,
 //! one hart's `mtimecmp` and `msip`.
 //!
+//! Its register windows take what QEMU's `virt` CLINT takes: `msip` only aligned 4-byte accesses,
+//! `mtimecmp`/`mtime` aligned 4- or 8-byte ones, and nothing answers past `mtime` (0xc000..).
+//!
 //! The run loop asks [`Clint::pending`] for the timer and software interrupt bits, and
 //! [`Clint::deadline`] for when to wake the hart or interrupt the engine.
 
-use crate::bus::MmioDevice;
+use crate::bus::{Access, MmioDevice, Window};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use vm_plugin_api::VmError;
@@ -19,6 +22,13 @@ pub const TIMEBASE_HZ: u64 = 10_000_000;
 const MSIP: u64 = 0x0;
 const MTIMECMP: u64 = 0x4000;
 const MTIME: u64 = 0xbff8;
+
+/// The software-interrupt window (`msip` per hart) and the timer window (`mtimecmp` per hart,
+/// `mtime`), as QEMU's ACLINT `swi` and `mtimer` regions declare them.
+const WINDOWS: [Window; 2] = [
+    Window { first: MSIP, last: MTIMECMP - 1, access: Access::aligned(4, 4) },
+    Window { first: MTIMECMP, last: MTIME + 7, access: Access::aligned(4, 8) },
+];
 
 struct Regs {
     msip: bool,
@@ -88,10 +98,12 @@ fn part(value: u64, off: u64, size: u8) -> u64 {
     if size >= 8 { v } else { v & ((1u64 << (8 * size as u32)) - 1) }
 }
 
-/// Replaces `size` bytes at byte `off` of a 64-bit register value.
+/// Replaces `size` bytes at byte `off` of a 64-bit register value; bytes past the register's end
+/// are dropped.
 fn merge(old: u64, off: u64, size: u8, value: u64) -> u64 {
     let shift = 8 * (off & 7);
-    let mask = if size >= 8 { u64::MAX } else { ((1u64 << (8 * size as u32)) - 1) << shift };
+    let bytes = if size >= 8 { u64::MAX } else { (1u64 << (8 * size as u32)) - 1 };
+    let mask = bytes << shift;
     (old & !mask) | ((value << shift) & mask)
 }
 
@@ -118,11 +130,16 @@ impl MmioDevice for Clint {
         self.changed.notify_one();
         Ok(())
     }
+
+    fn windows(&self) -> Vec<Window> {
+        WINDOWS.to_vec()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bus::{Bus, BusError};
 
     #[test]
     fn timer_fires_after_mtimecmp() {
@@ -144,5 +161,71 @@ mod tests {
     fn partial_register_access() {
         assert_eq!(merge(u64::MAX, 4, 4, 0), 0x0000_0000_ffff_ffff);
         assert_eq!(part(0x1122_3344_5566_7788, 4, 4), 0x1122_3344);
+        // 8 bytes at byte 4: the low half of the value lands in the high half, the low half of
+        // the register stays (the mask used to be unshifted and cleared it).
+        assert_eq!(merge(0x1122_3344_5566_7788, 4, 8, 0x5566_7788), 0x5566_7788_5566_7788);
+        assert_eq!(merge(0x1122_3344_5566_7788, 0, 8, 0), 0);
+        assert_eq!(merge(0x1122_3344_5566_7788, 6, 2, 0xaabb), 0xaabb_3344_5566_7788);
+    }
+
+    fn on_bus() -> (Bus, Clint) {
+        let clint = Clint::new();
+        let mut bus = Bus::new();
+        bus.map(BASE, SIZE, BASE, "clint", Arc::new(Mutex::new(clint.clone()))).unwrap();
+        bus.write(BASE + MTIMECMP, 8, 0x1122_3344_5566_7788).unwrap();
+        (bus, clint)
+    }
+
+    #[test]
+    fn misaligned_8_byte_store_to_mtimecmp_faults_and_leaves_it_alone() {
+        let (bus, clint) = on_bus();
+        assert_eq!(
+            bus.write(BASE + MTIMECMP + 4, 8, 0x5566_7788),
+            Err(BusError::Unmapped(BASE + MTIMECMP + 4))
+        );
+        assert_eq!(clint.regs().mtimecmp, 0x1122_3344_5566_7788);
+        // The 4-byte halves are registers of their own.
+        bus.write(BASE + MTIMECMP + 4, 4, 0xaabb_ccdd).unwrap();
+        assert_eq!(bus.read(BASE + MTIMECMP, 8), Ok(0xaabb_ccdd_5566_7788));
+        bus.write(BASE + MTIMECMP, 4, 0x0102_0304).unwrap();
+        assert_eq!(bus.read(BASE + MTIMECMP, 8), Ok(0xaabb_ccdd_0102_0304));
+        assert_eq!(bus.read(BASE + MTIMECMP + 4, 4), Ok(0xaabb_ccdd));
+    }
+
+    #[test]
+    fn wrong_sized_and_misaligned_accesses_fault_as_on_qemu() {
+        let (bus, clint) = on_bus();
+        let m = BASE + MSIP;
+        let c = BASE + MTIMECMP;
+        let t = BASE + MTIME;
+        for (addr, size) in [
+            (m, 1),
+            (m, 2),
+            (m, 8),
+            (m + 2, 4),
+            (c, 1),
+            (c, 2),
+            (c + 2, 4),
+            (c + 1, 8),
+            (c + 4, 8),
+            (t, 1),
+            (t + 6, 2),
+            (BASE + 0xc000, 4),
+            (BASE + SIZE - 8, 8),
+        ] {
+            assert_eq!(bus.read(addr, size), Err(BusError::Unmapped(addr)), "read {size} at {addr:#x}");
+            assert_eq!(bus.write(addr, size, 1), Err(BusError::Unmapped(addr)), "write {size} at {addr:#x}");
+        }
+        assert_eq!(clint.regs().mtimecmp, 0x1122_3344_5566_7788);
+        assert!(!clint.regs().msip);
+        // Past the end of the timer window: the fault is at the first byte past it.
+        assert_eq!(bus.read(t + 4, 8), Err(BusError::Unmapped(BASE + 0xc000)));
+        assert_eq!(bus.read(t + 6, 4), Err(BusError::Unmapped(BASE + 0xc000)));
+        // What QEMU takes.
+        assert_eq!(bus.read(m, 4), Ok(0));
+        bus.write(m, 4, 1).unwrap();
+        assert!(clint.regs().msip);
+        assert!(bus.read(t, 8).is_ok() && bus.read(t, 4).is_ok() && bus.read(t + 4, 4).is_ok());
+        assert_eq!(bus.read(c + 8, 4), Ok(0), "another hart's mtimecmp reads 0, as on QEMU");
     }
 }

@@ -1,7 +1,8 @@
 //! The `virt` board's test/poweroff device (`sifive,test0`): the guest writes a magic value to
-//! power off, exit with a code, or reset.
+//! power off, exit with a code, or reset. Like QEMU's, it takes only aligned 2- and 4-byte
+//! accesses.
 
-use crate::bus::MmioDevice;
+use crate::bus::{Access, MmioDevice, Window};
 use std::sync::{Arc, Mutex};
 use vm_plugin_api::VmError;
 
@@ -68,11 +69,15 @@ impl MmioDevice for Syscon {
         }
         Ok(())
     }
+    fn windows(&self) -> Vec<Window> {
+        vec![Window { first: 0, last: SIZE - 1, access: Access::aligned(2, 4) }]
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bus::{Bus, BusError};
 
     #[test]
     fn magic_values() {
@@ -84,6 +89,27 @@ mod tests {
         assert_eq!(p.get(), Some(PowerRequest::Off(3)));
         let p = PowerState::default();
         Syscon::new(p.clone()).write(0, 0x5555, 4).unwrap();
+        assert_eq!(p.get(), Some(PowerRequest::Off(0)));
+    }
+
+    #[test]
+    fn takes_only_aligned_2_and_4_byte_accesses() {
+        let p = PowerState::default();
+        let mut bus = Bus::new();
+        bus.map(BASE, SIZE, BASE, "syscon", Arc::new(Mutex::new(Syscon::new(p.clone())))).unwrap();
+        // An `sd` or `sb` of the pass value, or a misaligned one, faults and does not power off.
+        for (addr, size) in [(BASE, 8), (BASE, 1), (BASE + 2, 4), (BASE + 1, 2)] {
+            assert_eq!(bus.write(addr, size, 0x5555), Err(BusError::Unmapped(addr)), "{size} at {addr:#x}");
+            assert_eq!(bus.read(addr, size), Err(BusError::Unmapped(addr)), "{size} at {addr:#x}");
+        }
+        assert_eq!(p.get(), None);
+        assert_eq!(bus.read(BASE + SIZE - 2, 4), Err(BusError::Unmapped(BASE + SIZE)), "past the end");
+        assert_eq!(bus.read(BASE, 2), Ok(0));
+        assert_eq!(bus.read(BASE + SIZE - 4, 4), Ok(0));
+        bus.write(BASE, 4, 0).unwrap();
+        bus.write(BASE + 2, 2, 0x5555).unwrap();
+        assert_eq!(p.get(), None, "only offset 0 powers off");
+        bus.write(BASE, 2, 0x5555).unwrap();
         assert_eq!(p.get(), Some(PowerRequest::Off(0)));
     }
 }
