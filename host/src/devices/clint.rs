@@ -40,7 +40,7 @@ struct Regs {
 pub struct Clint {
     start: Instant,
     regs: Arc<Mutex<Regs>>,
-    /// Woken when `mtimecmp` or `msip` changes, so the run loop can re-plan its wake-ups.
+    /// Woken when `mtimecmp` changes, so the timer watcher can re-plan its wake-up.
     changed: Arc<tokio::sync::Notify>,
 }
 
@@ -86,7 +86,7 @@ impl Clint {
         Some(self.start + Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX)))
     }
 
-    /// Notified whenever the guest changes `mtimecmp` or `msip`.
+    /// Notified whenever the guest changes `mtimecmp`.
     pub fn changed(&self) -> Arc<tokio::sync::Notify> {
         Arc::clone(&self.changed)
     }
@@ -123,11 +123,13 @@ impl MmioDevice for Clint {
             MTIMECMP..=0x4007 => {
                 let mut r = self.regs();
                 r.mtimecmp = merge(r.mtimecmp, offset, size, value);
+                drop(r);
+                // Only the deadline needs re-planning; `msip` is read where it matters.
+                self.changed.notify_one();
             }
             // mtime is read-only here: the host clock drives it.
-            _ => return Ok(()),
+            _ => {}
         }
-        self.changed.notify_one();
         Ok(())
     }
 

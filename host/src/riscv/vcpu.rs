@@ -217,7 +217,14 @@ impl VcpuContext {
 
     fn bus_fault(&mut self, cpu: &mut CpuState, e: BusError, kind: Exception, addr: u64) -> HostResult {
         match e {
-            BusError::Unmapped(_) => self.exception(cpu, kind, addr),
+            BusError::Unmapped(at) => {
+                // mtval names the first byte that faulted, as on QEMU: what the bus reports, or,
+                // for an access that starts in RAM (so it runs out of RAM: the engine does every
+                // access that fits), the first byte past RAM.
+                let ram = self.ram;
+                let tval = if ram.host_ptr(addr, 1).is_some() { ram.base.wrapping_add(ram.size) } else { at };
+                self.exception(cpu, kind, tval)
+            }
             e @ BusError::Device(..) => {
                 self.error = Some(e.into_vm_error());
                 HostResult::flow(Flow::Exit(ExitReason::HostError))
