@@ -573,8 +573,7 @@ fn find_by_name(name: &str, search: &SearchPath) -> Result<Plugin, LoadError> {
     let mut ignored = false;
     for dir in &search.dirs {
         let path = dir.join(&file);
-        // `symlink_metadata` would refuse a symlinked library; `metadata` follows it, never opens.
-        if std::fs::metadata(&path).is_err() {
+        if !path.exists() {
             continue;
         }
         let found = load_file(&path).and_then(|p| {
