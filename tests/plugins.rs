@@ -54,12 +54,13 @@ fn plugin_listing_shows_builtin_and_shared_plugins_and_why_one_is_refused() {
     let row = |name: &str, kind: &str, source: &str| {
         text.lines().any(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
-            f.len() == 6
+            f.len() == 8
                 && f[0] == name
                 && f[1] == kind
                 && f[3] == PLUGIN_API_VERSION
                 && f[4] == "compatible"
-                && f[5] == source
+                && f[5] == "release"
+                && f[7] == source
         })
     };
     assert!(row("interp", "engine", "built-in"), "{text}");
@@ -67,8 +68,15 @@ fn plugin_listing_shows_builtin_and_shared_plugins_and_why_one_is_refused() {
     assert!(row("scratch", "device", so.to_str().unwrap()), "{text}");
     let next_to_binary = build_dir().join("libvmhost_interp.so");
     assert!(row("interp", "engine", next_to_binary.to_str().unwrap()), "{text}");
-    let refused = format!("scratch      ?       ?         0.2.0       refused     {}", old.display());
-    let at = text.lines().position(|l| l == refused).unwrap_or_else(|| panic!("no refused row: {text}"));
+    let at = text
+        .lines()
+        .position(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() == 8
+                && f[..6] == ["scratch", "?", "?", "0.2.0", "refused", "?"]
+                && f[7] == old.to_str().unwrap()
+        })
+        .unwrap_or_else(|| panic!("no refused row: {text}"));
     let why = text.lines().nth(at + 1).unwrap();
     assert!(why.contains("was built against plugin-api 0.2.0"), "{why}");
 }

@@ -72,6 +72,18 @@ impl RootModule for PluginModRef {
     const VERSION_STRINGS: VersionStrings = package_version_strings!();
 }
 
+/// The exported symbol holding a plugin library's build profile, which the host reads from the
+/// file's symbol table without loading it (see [`build_tag`]).
+pub const BUILD_SYMBOL: &str = "VMHOST_PLUGIN_BUILD";
+
+/// The contents of [`BUILD_SYMBOL`]: the profile name (`debug` when the plugin crate was compiled
+/// with debug assertions, else `release`), NUL-padded to 16 bytes. A plain byte array, not part of
+/// the root module, so adding it changed no layout abi_stable checks.
+#[doc(hidden)]
+pub const fn build_tag(debug_assertions: bool) -> [u8; 16] {
+    if debug_assertions { *b"debug\0\0\0\0\0\0\0\0\0\0\0" } else { *b"release\0\0\0\0\0\0\0\0\0" }
+}
+
 /// Static facts about a plugin.
 pub trait PluginDescription {
     /// The name `vm.toml` refers to it by.
@@ -158,6 +170,8 @@ impl PluginModRef {
 ///
 /// Expands to the library header abi_stable's loader looks for; equivalent to
 /// `#[abi_stable::export_root_module]`, without requiring the plugin to depend on `abi_stable`.
+/// Also exports [`BUILD_SYMBOL`](crate::module::BUILD_SYMBOL), the plugin's build profile, which
+/// `vmhost plugins` and the load log show.
 #[macro_export]
 macro_rules! export_plugin {
     ($module:expr) => {
@@ -165,6 +179,11 @@ macro_rules! export_plugin {
         pub fn __vmhost_root_module() -> $crate::PluginModRef {
             $module
         }
+
+        // `cfg!` here is evaluated in the plugin crate: the profile is the plugin's own.
+        #[doc(hidden)]
+        #[unsafe(no_mangle)]
+        pub static VMHOST_PLUGIN_BUILD: [u8; 16] = $crate::module::build_tag(cfg!(debug_assertions));
 
         #[doc(hidden)]
         #[unsafe(no_mangle)]
@@ -188,5 +207,11 @@ mod tests {
     #[test]
     fn exported_symbol_is_the_one_abi_stable_loads() {
         assert_eq!(abi_stable::library::ROOT_MODULE_LOADER_NAME, "_1as_0lib_1header_0root_bmodule_bloader");
+    }
+
+    #[test]
+    fn build_tag_is_the_nul_padded_profile_name() {
+        assert_eq!(&super::build_tag(true)[..6], b"debug\0");
+        assert_eq!(&super::build_tag(false)[..8], b"release\0");
     }
 }
