@@ -164,16 +164,172 @@ fn duplicate_device_id() {
 }
 
 #[test]
-fn bad_plugin_config_is_reported_by_the_plugin() {
+fn bad_plugin_config_is_reported_by_the_plugin_at_the_key() {
     let text = format!("{HEAD}{}[device.config]\nspeed = 9600\n", device("uart0", "serial", "0x10000000"));
     let (_, err, file) = refuse("cfg-plugin-config", &text);
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "vmhost: error: {file}:12:1: device 'uart0' (serial) refused its configuration: unknown key `speed`, \
+             expected `output` or `input`"
+        )
+    );
+    let text = format!("{HEAD}{}[device.config]\noutput = 3\n", device("uart0", "serial", "0x10000000"));
+    let (_, err, file) = refuse("cfg-plugin-config-type", &text);
     assert!(
         err.starts_with(&format!(
-            "vmhost: error: {file}: device 'uart0' (serial) refused its configuration: "
+            "vmhost: error: {file}:12:10: device 'uart0' (serial) refused its configuration: key `output`: \
+             invalid type: integer `3`, expected"
         )),
         "{err}"
     );
-    assert!(err.contains("unknown field `speed`"), "{err}");
+}
+
+/// The DMA fixture: a device whose config struct lacks `deny_unknown_fields`, with a `panic` key.
+fn dma_device() -> String {
+    build_out_of_tree("dma", "tests/fixtures/dma-device", None).display().to_string()
+}
+
+fn dma_config(name: &str, config: &str) -> (Option<i32>, String, String) {
+    refuse(name, &format!("{HEAD}{}[device.config]\n{config}\n", device("dma0", &dma_device(), "0x10002000")))
+}
+
+#[test]
+fn typo_in_a_lenient_plugins_table_is_refused_at_the_key() {
+    let (code, err, file) = dma_config("cfg-plugin-typo", "sede = 42");
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "vmhost: error: {file}:12:1: device 'dma0' (dma) refused its configuration: unknown key `sede`"
+        )
+    );
+}
+
+#[test]
+fn type_error_in_a_plugins_table_names_the_key_line_and_column() {
+    let (_, err, file) = dma_config("cfg-plugin-type", "seed = \"x\"");
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "vmhost: error: {file}:12:8: device 'dma0' (dma) refused its configuration: key `seed`: invalid type: \
+             string \"x\", expected u64"
+        )
+    );
+}
+
+#[test]
+fn good_plugin_tables_still_parse() {
+    let dir = scratch("cfg-plugin-good");
+    let dev = format!(
+        "{UART}\n[[device]]\nid = \"dma0\"\nplugin = \"{}\"\nbase = 0x1000_2000\n[device.config]\nseed = 7\n",
+        dma_device()
+    );
+    let text =
+        format!("{UART}[device.config]\noutput = \"stdout\"\ninput = \"none\"\n{}", &dev[UART.len()..]);
+    let toml = write_vm_toml(&dir, &guest("hello"), "interp", &text);
+    let out = run(&vmhost(), &["run", toml.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("Hello"), "{}", stdout(&out));
+}
+
+/// The error line: the plugin's panic message (and backtrace) from the panic hook comes before it.
+fn last_line(err: &str) -> &str {
+    err.lines().last().unwrap_or_default()
+}
+
+#[test]
+fn panic_in_a_device_factory_is_reported_as_a_panic() {
+    let (code, err, file) = dma_config("cfg-plugin-panic-create", "panic = \"create\"");
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        last_line(&err),
+        format!(
+            "vmhost: error: {file}:9:10: device 'dma0' (dma): panicked while being created: told to panic in create"
+        )
+    );
+}
+
+#[test]
+fn panic_in_io_regions_or_fdt_node_is_reported_as_a_panic() {
+    let (code, err, file) = dma_config("cfg-plugin-panic-regions", "panic = \"io_regions\"");
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        last_line(&err),
+        format!(
+            "vmhost: error: {file}:10:8: device 'dma0' (dma) io_regions panicked: told to panic in io_regions"
+        )
+    );
+    let (code, err, file) = dma_config("cfg-plugin-panic-fdt", "panic = \"fdt_node\"");
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        last_line(&err),
+        format!(
+            "vmhost: error: {file}:9:10: device 'dma0' (dma) fdt_node panicked: told to panic in fdt_node"
+        )
+    );
+}
+
+#[test]
+fn irq_zero_is_refused() {
+    let (code, err, file) =
+        refuse("cfg-irq-zero", &format!("{HEAD}{}irq = 0\n", device("uart0", "serial", "0x10000000")));
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "vmhost: error: {file}:11:7: key `device.irq`: line 0 is reserved (on a PLIC, source 0 means no \
+             interrupt); use 1 to 127"
+        )
+    );
+}
+
+#[test]
+fn two_devices_on_one_interrupt_line_are_refused() {
+    let text = format!(
+        "{HEAD}{}irq = 10\n{}irq = 10\n",
+        device("uart0", "serial", "0x10000000"),
+        device("uart1", "serial", "0x10001000")
+    );
+    let (code, err, file) = refuse("cfg-irq-shared", &text);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "vmhost: error: {file}:16:7: key `device.irq`: devices 'uart0' and 'uart1' are both on interrupt line \
+             10; give each device its own line"
+        )
+    );
+}
+
+#[test]
+fn duplicate_key_is_named() {
+    let (code, err, file) =
+        refuse("cfg-dup-key", &HEAD.replace("memory = \"64M\"\n", "memory = \"64M\"\nmemory = 1\n"));
+    assert_eq!(code, Some(1));
+    assert!(err.starts_with(&format!("vmhost: error: {file}:3:1: duplicate key `memory`")), "{err}");
+}
+
+#[test]
+fn huge_memory_is_called_too_large() {
+    let (_, err, file) = refuse("cfg-huge-mem", &HEAD.replace("\"64M\"", "\"18446744073709551615\""));
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "vmhost: error: {file}:2:10: key `machine.memory`: 18446744073709551615 bytes is too large; at most 64 GiB"
+        )
+    );
+}
+
+#[test]
+fn memory_that_is_an_array_says_an_array() {
+    let (_, err, file) = refuse("cfg-array-mem", &HEAD.replace("\"64M\"", "[64]"));
+    assert!(
+        err.starts_with(&format!(
+            "vmhost: error: {file}:2:10: key `machine.memory`: found an array; expected a size"
+        )),
+        "{err}"
+    );
 }
 
 #[test]

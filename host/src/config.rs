@@ -7,6 +7,7 @@ use serde::Deserialize;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use toml::Spanned;
+use toml::de::{DeTable, DeValue};
 
 /// A `vm.toml` that could not be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +46,8 @@ pub struct VmConfig {
     pub engine_config: String,
     /// Where `[engine] plugin` is, for errors found when loading it.
     pub engine_position: (usize, usize),
+    /// Where the keys of `[engine.config]` are, for the engine's errors about them.
+    pub engine_config_keys: KeyPositions,
     /// Extra plugin search directories from `[plugins] path`.
     pub plugin_path: Vec<PathBuf>,
     /// Devices, in file order (which is their start order).
@@ -88,6 +91,51 @@ pub struct DeviceConfig {
     pub base_position: (usize, usize),
     /// Where the entry's `plugin` key is, for errors found when loading it.
     pub plugin_position: (usize, usize),
+    /// Where the keys of its `config` table are, for the plugin's errors about them.
+    pub config_keys: KeyPositions,
+}
+
+/// A 1-based (line, column) in the file.
+pub type Position = (usize, usize);
+
+/// Where each key of a plugin's table is in the file: (dotted path inside the table, position of
+/// the key, position of its value). A plugin's configuration errors name the key they are about
+/// (see `vm_plugin_api::config`); this finds it in the file.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyPositions(pub Vec<(String, Position, Position)>);
+
+impl KeyPositions {
+    /// The place a plugin's configuration error is about: the key for an unknown key, else the
+    /// value. `None` when the message names no key of the table.
+    pub fn locate(&self, message: &str) -> Option<Position> {
+        let key = vm_plugin_api::config::key_of_message(message)?;
+        let (_, name, value) = self.0.iter().find(|(k, ..)| k == key)?;
+        Some(if message.starts_with("unknown key") { *name } else { *value })
+    }
+
+    fn collect(text: &str, table: Option<&Spanned<DeValue<'_>>>) -> KeyPositions {
+        let mut keys = KeyPositions::default();
+        if let Some(t) = table {
+            keys.add(text, "", t.get_ref());
+        }
+        keys
+    }
+
+    fn add(&mut self, text: &str, prefix: &str, value: &DeValue<'_>) {
+        let children: Vec<(String, &Spanned<DeValue<'_>>, Option<usize>)> = match value {
+            DeValue::Table(t) => {
+                t.iter().map(|(k, v)| (k.get_ref().to_string(), v, Some(k.span().start))).collect()
+            }
+            DeValue::Array(a) => a.iter().enumerate().map(|(i, v)| (i.to_string(), v, None)).collect(),
+            _ => return,
+        };
+        for (name, v, key_at) in children {
+            let path = if prefix.is_empty() { name } else { format!("{prefix}.{name}") };
+            let value_at = line_col(text, v.span().start);
+            self.0.push((path.clone(), key_at.map_or(value_at, |k| line_col(text, k)), value_at));
+            self.add(text, &path, v.get_ref());
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -146,17 +194,20 @@ struct RawDevice {
 /// Largest guest RAM accepted: the `virt` layout puts RAM at 2 GiB, and 64 GiB is far beyond what
 /// this host is meant to give a guest.
 const MAX_MEMORY: u64 = 64 << 30;
+/// Largest vm.toml read: far above any real machine description.
+const MAX_FILE_SIZE: u64 = 1 << 20;
 /// Default `[machine] slice`.
 const DEFAULT_SLICE: u64 = 1 << 22;
 
 impl VmConfig {
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<VmConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_path_buf(),
-            position: None,
-            message: format!("cannot read the file: {e}"),
-        })?;
+        let error = |message| ConfigError { file: path.to_path_buf(), position: None, message };
+        let bytes = read_regular_file(path, MAX_FILE_SIZE, |size| {
+            format!("the file is {size} bytes; a vm.toml may be at most {MAX_FILE_SIZE} bytes (1 MiB)")
+        })
+        .map_err(|m| error(m.replacen(&path.display().to_string(), "the file", 1)))?;
+        let text = String::from_utf8(bytes).map_err(|e| error(format!("the file is not UTF-8 text: {e}")))?;
         Self::parse(path, &text)
     }
 
@@ -170,8 +221,23 @@ impl VmConfig {
         let raw: RawFile = toml::from_str(text).map_err(|e| ConfigError {
             file: path.to_path_buf(),
             position: e.span().map(|s| line_col(text, s.start)),
-            message: explain(e.message()),
+            message: explain(e.message(), e.span().and_then(|s| text.get(s))),
         })?;
+        // The same text again, keeping every key's place, for the plugins' tables.
+        let spans = DeTable::parse(text).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            position: e.span().map(|s| line_col(text, s.start)),
+            message: explain(e.message(), None),
+        })?;
+        let spans = spans.get_ref();
+        let plugin_table = |section: &str, index: Option<usize>| {
+            let entry = spans.get(section).map(|v| v.get_ref());
+            let entry = match index {
+                Some(i) => entry.and_then(|a| a.get(i)).map(|v| v.get_ref()),
+                None => entry,
+            };
+            KeyPositions::collect(text, entry.and_then(|e| e.get("config")))
+        };
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let resolve = |p: &str| if Path::new(p).is_absolute() { PathBuf::from(p) } else { dir.join(p) };
 
@@ -182,14 +248,20 @@ impl VmConfig {
         if memory == 0 {
             return Err(at(mem_span, "key `machine.memory`: must be greater than 0".into()));
         }
+        if memory > MAX_MEMORY {
+            return Err(at(
+                mem_span,
+                format!(
+                    "key `machine.memory`: {memory} bytes is too large; at most {} GiB",
+                    MAX_MEMORY >> 30
+                ),
+            ));
+        }
         if memory % 4096 != 0 {
             return Err(at(
                 mem_span,
                 format!("key `machine.memory`: {memory} bytes is not a multiple of the 4 KiB page size"),
             ));
-        }
-        if memory > MAX_MEMORY {
-            return Err(at(mem_span, format!("key `machine.memory`: at most {} GiB", MAX_MEMORY >> 30)));
         }
         let slice = match machine.slice {
             Some(s) if *s.get_ref() == 0 => {
@@ -201,11 +273,22 @@ impl VmConfig {
 
         let boot = raw.boot.into_inner();
         let kernel = resolve(boot.kernel.get_ref());
-        if let Err(e) = std::fs::metadata(&kernel) {
-            return Err(at(
-                boot.kernel.span(),
-                format!("key `boot.kernel`: cannot read {}: {e}", kernel.display()),
-            ));
+        // Type and size from the metadata alone: opening a FIFO would block, reading a device or
+        // a huge sparse file would not end. The loader checks the opened file again.
+        let problem = match std::fs::metadata(&kernel) {
+            Err(e) => Some(format!("cannot read {}: {e}", kernel.display())),
+            Ok(m) => match not_regular(&m) {
+                Some(kind) => Some(format!("{} is {kind}, not a regular file", kernel.display())),
+                None if m.len() > memory => Some(format!(
+                    "{} is {} bytes, larger than RAM (`machine.memory`, {memory} bytes)",
+                    kernel.display(),
+                    m.len()
+                )),
+                None => None,
+            },
+        };
+        if let Some(p) = problem {
+            return Err(at(boot.kernel.span(), format!("key `boot.kernel`: {p}")));
         }
 
         let engine = raw.engine.into_inner();
@@ -213,7 +296,7 @@ impl VmConfig {
             .map_err(|m| at(engine.plugin.span(), format!("key `engine.plugin`: {m}")))?;
 
         let mut devices: Vec<DeviceConfig> = Vec::new();
-        for d in raw.devices {
+        for (index, d) in raw.devices.into_iter().enumerate() {
             let d = d.into_inner();
             let id = d.id.get_ref().clone();
             if id.is_empty() {
@@ -224,14 +307,25 @@ impl VmConfig {
             }
             let plugin = plugin_ref(d.plugin.get_ref(), &resolve)
                 .map_err(|m| at(d.plugin.span(), format!("key `device.plugin`: {m}")))?;
-            if let Some(irq) = &d.irq
-                && *irq.get_ref() >= crate::irq::MAX_LINES
-            {
-                let max = crate::irq::MAX_LINES - 1;
-                return Err(at(
-                    irq.span(),
-                    format!("key `device.irq`: {} is above the highest line, {max}", irq.get_ref()),
-                ));
+            if let Some(irq) = &d.irq {
+                let (n, max) = (*irq.get_ref(), crate::irq::MAX_LINES - 1);
+                let problem = if n == 0 {
+                    Some(format!(
+                        "line 0 is reserved (on a PLIC, source 0 means no interrupt); use 1 to {max}"
+                    ))
+                } else if n > max {
+                    Some(format!("{n} is above the highest line, {max}"))
+                } else {
+                    devices.iter().find(|o| o.irq == Some(n)).map(|o| {
+                        format!(
+                            "devices '{}' and '{id}' are both on interrupt line {n}; give each device its own line",
+                            o.id
+                        )
+                    })
+                };
+                if let Some(p) = problem {
+                    return Err(at(irq.span(), format!("key `device.irq`: {p}")));
+                }
             }
             devices.push(DeviceConfig {
                 id,
@@ -241,6 +335,7 @@ impl VmConfig {
                 config: table_text(d.config),
                 base_position: line_col(text, d.base.span().start),
                 plugin_position: line_col(text, d.plugin.span().start),
+                config_keys: plugin_table("device", Some(index)),
             });
         }
 
@@ -251,6 +346,7 @@ impl VmConfig {
             engine: engine_ref,
             engine_config: table_text(engine.config),
             engine_position: line_col(text, engine.plugin.span().start),
+            engine_config_keys: plugin_table("engine", None),
             plugin_path: raw.plugins.path.iter().map(|p| resolve(p.get_ref())).collect(),
             devices,
             slice,
@@ -302,13 +398,19 @@ fn parse_size(v: &toml::Value) -> Result<u64, String> {
             let n: u64 = digits.trim().parse().map_err(|_| format!("`{s}` is not a size; {EXPECTED}"))?;
             n.checked_mul(1 << shift).ok_or_else(|| format!("`{s}` is too large"))
         }
-        other => Err(format!("found a {}; {EXPECTED}", other.type_str())),
+        other => Err(format!("found {}; {EXPECTED}", with_article(other.type_str()))),
     }
 }
 
-/// Rewords the TOML crate's messages so they say which key is meant.
-fn explain(msg: &str) -> String {
+/// Rewords the TOML crate's messages so they say which key is meant (`at` is the text the error's
+/// span covers: for a duplicate key, the key).
+fn explain(msg: &str, at: Option<&str>) -> String {
     let msg = msg.trim_end();
+    if msg == "duplicate key"
+        && let Some(key) = at
+    {
+        return format!("duplicate key `{}`", key.trim_matches(['"', '\'']));
+    }
     if let Some(rest) = msg.strip_prefix("missing field ") {
         return format!("missing key {rest}");
     }
@@ -316,6 +418,61 @@ fn explain(msg: &str) -> String {
         return format!("unknown key {rest}");
     }
     msg.to_string()
+}
+
+/// "a boolean", "an array", "an integer".
+fn with_article(noun: &str) -> String {
+    let article = if noun.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+    format!("{article} {noun}")
+}
+
+/// What a file that is not a regular file is, for messages; `None` for a regular file.
+pub fn not_regular(m: &std::fs::Metadata) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = m.file_type();
+    Some(if t.is_file() {
+        return None;
+    } else if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO (named pipe)"
+    } else if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    })
+}
+
+/// Reads `path` if it is a regular file of at most `max` bytes. The type and size are checked on
+/// the opened file before reading (opened non-blocking, so a FIFO cannot stall the open); at most
+/// `max` bytes are read even if the file grows meanwhile. `too_large` words the size error.
+pub fn read_regular_file(
+    path: &Path,
+    max: u64,
+    too_large: impl Fn(u64) -> String,
+) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let cannot = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let file =
+        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    if let Some(kind) = not_regular(&meta) {
+        return Err(format!("{} is {kind}, not a regular file", path.display()));
+    }
+    if meta.len() > max {
+        return Err(too_large(meta.len()));
+    }
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    file.take(max + 1).read_to_end(&mut data).map_err(cannot)?;
+    if data.len() as u64 > max {
+        return Err(too_large(data.len() as u64));
+    }
+    Ok(data)
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -392,9 +549,100 @@ mod tests {
     }
 
     #[test]
+    fn irq_zero_and_shared_lines_are_refused() {
+        let e = parse(&GOOD.replace("irq = 10", "irq = 0")).unwrap_err();
+        assert_eq!(
+            e.message,
+            "key `device.irq`: line 0 is reserved (on a PLIC, source 0 means no interrupt); use 1 to 127"
+        );
+        assert_eq!(e.position, Some((11, 7)));
+        let two =
+            format!("{GOOD}[[device]]\nid = \"uart1\"\nplugin = \"serial\"\nbase = 0x10001000\nirq = 10\n");
+        let e = parse(&two).unwrap_err();
+        assert_eq!(
+            e.message,
+            "key `device.irq`: devices 'uart0' and 'uart1' are both on interrupt line 10; give each device its own line"
+        );
+        assert_eq!(e.position, Some((16, 7)));
+        assert!(parse(&two.replace("irq = 10\n", "irq = 11\n").replacen("irq = 11", "irq = 10", 1)).is_ok());
+    }
+
+    #[test]
+    fn duplicate_keys_are_named() {
+        let e = parse(&GOOD.replace("memory = \"64M\"", "memory = \"64M\"\nmemory = 1")).unwrap_err();
+        assert_eq!(e.message, "duplicate key `memory`");
+        assert_eq!(e.position, Some((3, 1)));
+        let e = parse(&GOOD.replace("[boot]", "[machine]\n[boot]")).unwrap_err();
+        assert!(e.message.starts_with("duplicate key `machine`"), "{}", e.message);
+    }
+
+    #[test]
+    fn huge_memory_is_too_large_not_unaligned() {
+        let e = parse(&GOOD.replace("\"64M\"", "\"18446744073709551615\"")).unwrap_err();
+        assert_eq!(
+            e.message,
+            "key `machine.memory`: 18446744073709551615 bytes is too large; at most 64 GiB"
+        );
+        let e = parse(&GOOD.replace("\"64M\"", "[1]")).unwrap_err();
+        assert!(e.message.contains("found an array; expected a size"), "{}", e.message);
+    }
+
+    #[test]
+    fn kernel_must_be_a_regular_file_no_larger_than_ram() {
+        let e = parse(&GOOD.replace("k.elf", "/dev/zero")).unwrap_err();
+        assert_eq!(e.message, "key `boot.kernel`: /dev/zero is a character device, not a regular file");
+        assert_eq!(e.position, Some((4, 10)));
+        let e = parse(&GOOD.replace("k.elf", "/")).unwrap_err();
+        assert_eq!(e.message, "key `boot.kernel`: / is a directory, not a regular file");
+        let dir = std::env::temp_dir().join("vmhost-config-test");
+        let big = std::fs::File::create(dir.join("big.bin")).unwrap();
+        big.set_len((64 << 20) + 1).unwrap();
+        let e = parse(&GOOD.replace("k.elf", "big.bin")).unwrap_err();
+        assert!(
+            e.message
+                .ends_with("big.bin is 67108865 bytes, larger than RAM (`machine.memory`, 67108864 bytes)"),
+            "{}",
+            e.message
+        );
+    }
+
+    #[test]
+    fn plugin_table_keys_are_located() {
+        let text = format!(
+            "{GOOD}[device.config]\nseed = 1\nsub = {{ a = [1, {{ b = 2 }}] }}\n\
+             [[device]]\nid = \"d1\"\nplugin = \"x\"\nbase = 0\nconfig = {{ n = 3 }}\n"
+        );
+        let c = parse(&text).unwrap();
+        let keys = &c.devices[0].config_keys;
+        assert_eq!(keys.locate("unknown key `seed`"), Some((13, 1)));
+        assert_eq!(keys.locate("key `seed`: invalid type"), Some((13, 8)));
+        assert_eq!(keys.locate("key `sub.a.1.b`: invalid type"), Some((14, 23)));
+        assert_eq!(keys.locate("key `nope`: invalid type"), None);
+        assert_eq!(keys.locate("missing key `n`"), None);
+        assert_eq!(c.devices[1].config_keys.locate("key `n`: bad"), Some((19, 16)));
+        assert_eq!(c.devices[0].config, "seed = 1\n\n[sub]\na = [1, { b = 2 }]\n");
+        let c = parse(&GOOD.replace("plugin = \"interp\"", "plugin = \"interp\"\nconfig = { async = 1 }"))
+            .unwrap();
+        assert_eq!(c.engine_config_keys.locate("key `async`: invalid type"), Some((7, 20)));
+    }
+
+    #[test]
+    fn vm_toml_must_be_a_small_regular_file() {
+        let e = VmConfig::load(Path::new("/dev/zero")).unwrap_err();
+        assert_eq!(e.to_string(), "/dev/zero: the file is a character device, not a regular file");
+        let dir = std::env::temp_dir().join("vmhost-config-test");
+        std::fs::create_dir_all(&dir).unwrap();
+        let big = dir.join("big.toml");
+        std::fs::File::create(&big).unwrap().set_len(4 << 30).unwrap();
+        let e = VmConfig::load(&big).unwrap_err();
+        assert_eq!(e.message, "the file is 4294967296 bytes; a vm.toml may be at most 1048576 bytes (1 MiB)");
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(parse_size(&toml::Value::String("1G".into())), Ok(1 << 30));
         assert_eq!(parse_size(&toml::Value::String("64k".into())), Ok(64 << 10));
         assert!(parse_size(&toml::Value::Boolean(true)).unwrap_err().contains("found a boolean"));
+        assert!(parse_size(&toml::Value::Array(vec![])).unwrap_err().contains("found an array"));
     }
 }

@@ -2,7 +2,7 @@
 //! plugins on the bus, and the guest program in memory.
 
 use crate::bus::{Bus, SharedDevice};
-use crate::config::{DeviceConfig, VmConfig};
+use crate::config::{ConfigError, DeviceConfig, VmConfig};
 use crate::devices::{clint, clint::Clint, plugin::PluginDevice, syscon, syscon::PowerState, syscon::Syscon};
 use crate::error::HostError;
 use crate::events::EventBus;
@@ -13,11 +13,12 @@ use crate::{boot, fdt};
 use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 use vm_plugin_api::{
-    DeviceContext, MemoryManagerArc, PluginKind,
+    ComponentStatus, DeviceBox, DeviceContext, ErrorKind, MemoryManagerArc, PluginKind, VmEvent,
     abi_stable::{
         sabi_trait::TD_Opaque,
         std_types::{RArc, ROption},
     },
+    event_sink,
     memory::MemoryManager_TO,
 };
 
@@ -88,6 +89,7 @@ impl Machine {
         // memory manager over a bus that will be filled in, via a late-bound slot.
         let late_bus = Arc::new(std::sync::OnceLock::<Arc<Bus>>::new());
         let mut devices = Vec::new();
+        let mut watches = Vec::new();
         for d in &config.devices {
             let plugin = loader::resolve(&d.plugin, PluginKind::Device, search).map_err(|e| {
                 config.error_at(d.plugin_position, format!("key `device.plugin` of device '{}': {e}", d.id))
@@ -100,8 +102,10 @@ impl Machine {
                 plugin.source
             );
             let memory = memory_manager(Arc::clone(&ram), Arc::clone(&late_bus));
-            let device = create_device(config, d, &plugin, memory, &irqs)?;
+            let mut device = create_device(config, d, &plugin, memory, &irqs)?;
+            let watch = Faults::watch(&mut device);
             let regions: Vec<_> = device.io_regions().into_iter().collect();
+            watch.check(&device).map_err(|m| config.error_at(d.base_position, m))?;
             if regions.is_empty() || regions.iter().any(|r| r.size == 0) {
                 let msg = format!(
                     "device '{}' ({}) declares no I/O region or an empty one",
@@ -142,6 +146,7 @@ impl Machine {
                 })?;
             }
             devices.push(DeviceSlot { id: d.id.clone(), plugin, base: d.base, device: shared });
+            watches.push(watch);
         }
         let bus = Arc::new(bus);
         // Cannot fail: the slot is set once, here.
@@ -157,6 +162,12 @@ impl Machine {
         };
         let dtb =
             fdt::build(&board).map_err(|e| HostError::Other(format!("cannot build the device tree: {e}")))?;
+        // The device tree asked each device for its node and type: a panic there is fatal too.
+        for ((slot, watch), d) in devices.iter().zip(watches).zip(&config.devices) {
+            let mut device = slot.device.lock().unwrap_or_else(|p| p.into_inner());
+            watch.check(&device.0).map_err(|m| config.error_at(d.plugin_position, m))?;
+            watch.stop(&mut device.0);
+        }
         let dtb_addr = boot::place_dtb(&ram.view(), image.end, &dtb)
             .map_err(|m| config.error(format!("key `machine.memory`: {m}")))?;
         Ok(Machine {
@@ -197,15 +208,64 @@ fn create_device(
         memory,
     };
     create(ctx).into_result().map_err(|e| {
-        config
-            .error(format!(
-                "device '{}' ({}) refused its configuration: {}",
-                d.id,
-                plugin.info.name,
-                e.message()
-            ))
-            .into()
+        let who = format!("device '{}' ({})", d.id, plugin.info.name);
+        let msg = e.message();
+        match e.kind {
+            // The plugin-api's guard words it "<who> create panicked: <message>".
+            ErrorKind::Panic => {
+                let why = msg.split_once("panicked: ").map_or(msg, |(_, m)| m);
+                config.error_at(d.plugin_position, format!("{who}: panicked while being created: {why}"))
+            }
+            ErrorKind::Config => ConfigError {
+                file: config.file.clone(),
+                position: d.config_keys.locate(msg),
+                message: format!("{who} refused its configuration: {msg}"),
+            },
+            _ => config.error_at(d.plugin_position, format!("{who} could not be created: {e}")),
+        }
+        .into()
     })
+}
+
+/// Errors a device reports while the machine is built. Its getters (`io_regions`, `fdt_node`) have
+/// no error channel across the ABI, so the plugin-api publishes a panic in one as an
+/// `ErrorOccurred` event and marks the device failed; this keeps the message for the report.
+struct Faults {
+    messages: Arc<Mutex<Vec<String>>>,
+    subscription: u64,
+}
+
+impl Faults {
+    fn watch(device: &mut DeviceBox) -> Faults {
+        let messages = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&messages);
+        let subscription = device.subscribe(event_sink(move |e| {
+            if let VmEvent::ErrorOccurred(m) = e {
+                sink.lock().unwrap_or_else(|p| p.into_inner()).push(m.to_string());
+            }
+        }));
+        Faults { messages, subscription }
+    }
+
+    /// `Err` with what went wrong if the device has failed.
+    fn check(&self, device: &DeviceBox) -> Result<(), String> {
+        if device.status() != ComponentStatus::Error {
+            return Ok(());
+        }
+        let messages = self.messages.lock().unwrap_or_else(|p| p.into_inner());
+        Err(match messages.last() {
+            Some(m) => m.clone(),
+            None => format!(
+                "device '{}' ({}) failed while the machine was built",
+                device.device_id(),
+                device.name()
+            ),
+        })
+    }
+
+    fn stop(self, device: &mut DeviceBox) {
+        device.unsubscribe(self.subscription);
+    }
 }
 
 /// A memory manager for a device, over RAM and the bus once it is assembled.

@@ -55,6 +55,9 @@ impl Drop for GuestMemory {
     }
 }
 
+/// Most bytes one byte-range access may move to or from device space (outside RAM).
+pub const MAX_DEVICE_BYTES: u64 = 4096;
+
 /// The bus, bound once the machine is assembled (devices get their memory manager before that).
 pub type BusSlot = Arc<OnceLock<Arc<Bus>>>;
 
@@ -75,23 +78,55 @@ impl HostMemory {
         self.bus.get().map(|b| &**b).ok_or_else(|| VmError::memory("the device bus is not assembled yet"))
     }
 
+    /// Checks a plugin's byte-range access outside RAM: device space is reached one byte at a
+    /// time, so the range is capped (a guest-chosen length must not make the host allocate or
+    /// loop without bound) and must not wrap.
+    fn check_device_range(&self, what: &str, addr: u64, len: u64) -> Result<(), VmError> {
+        let ram = self.ram.view();
+        let fail = |why: String| {
+            Err(VmError::memory(format!("cannot {what} {len} bytes at guest address {addr:#x}: {why}")))
+        };
+        if len > MAX_DEVICE_BYTES {
+            return fail(format!(
+                "not inside RAM ({:#x}..{:#x}), and device space is reached at most {MAX_DEVICE_BYTES} bytes at a time",
+                ram.base,
+                ram.base + ram.size
+            ));
+        }
+        // The last byte of the address space may be read; one past it may not.
+        if len > 0 && addr.checked_add(len - 1).is_none() {
+            return fail("the range wraps past the top of the address space".into());
+        }
+        Ok(())
+    }
+
     fn bus_read(&self, addr: u64, len: u64) -> Result<Vec<u8>, VmError> {
+        self.check_device_range("read", addr, len)?;
         // Outside RAM a byte range is read from the devices one byte at a time; callers that want
         // a whole register read it with `read_atomic`.
-        let mut out = Vec::with_capacity(len as usize);
-        for i in 0..len {
-            out.push(self.bus()?.read(addr + i, 1).map_err(|e| e.into_vm_error())? as u8);
-        }
-        Ok(out)
+        let bus = self.bus()?;
+        (0..len).map(|i| bus.read(addr + i, 1).map(|b| b as u8).map_err(|e| e.into_vm_error())).collect()
+    }
+
+    fn bus_write(&self, addr: u64, data: &[u8]) -> Result<(), VmError> {
+        self.check_device_range("write", addr, data.len() as u64)?;
+        let bus = self.bus()?;
+        (0..)
+            .zip(data)
+            .try_for_each(|(i, b)| bus.write(addr + i, 1, *b as u64).map_err(|e| e.into_vm_error()))
     }
 }
 
 impl MemoryManager for HostMemory {
     fn read(&self, addr: u64, len: u64) -> VmResult<RVec<u8>> {
         let ram = self.ram.view();
-        let mut buf = vec![0u8; len as usize];
-        if ram.read_bytes(addr, &mut buf).is_some() {
-            return VmResult::ROk(buf.into());
+        // Allocate only once the range is known to be inside RAM (so at most RAM's size) or a
+        // capped device range.
+        if ram.host_ptr(addr, len).is_some() {
+            let mut buf = vec![0u8; len as usize];
+            if ram.read_bytes(addr, &mut buf).is_some() {
+                return VmResult::ROk(buf.into());
+            }
         }
         self.bus_read(addr, len).map(RVec::from).into()
     }
@@ -99,12 +134,7 @@ impl MemoryManager for HostMemory {
         if self.ram.view().write_bytes(addr, data.as_slice()).is_some() {
             return VmResult::ROk(());
         }
-        let r = self.bus().and_then(|bus| {
-            data.iter().enumerate().try_for_each(|(i, b)| {
-                bus.write(addr + i as u64, 1, *b as u64).map_err(|e| e.into_vm_error())
-            })
-        });
-        r.into()
+        self.bus_write(addr, data.as_slice()).into()
     }
     fn read_atomic(&self, addr: u64, size: u8, order: MemoryOrder) -> VmResult<u64> {
         match self.ram.view().load_atomic(addr, size, order) {
@@ -171,5 +201,33 @@ mod tests {
         assert_eq!(v.load(0x8000_fffd, 4), None, "straddles the end");
         assert_eq!(v.load(0x7fff_ffff, 1), None, "below the base");
         assert_eq!(v.load(u64::MAX, 8), None);
+    }
+
+    #[test]
+    fn byte_range_accesses_are_checked_before_allocating() {
+        let ram = Arc::new(GuestMemory::new(0x8000_0000, 0x10000).unwrap());
+        let m = HostMemory::new(ram, Arc::new(OnceLock::from(Arc::new(Bus::new()))));
+        m.write(0x8000_fffc, RSlice::from_slice(&[1, 2, 3, 4])).unwrap();
+        assert_eq!(m.read(0x8000_fffc, 4).unwrap().as_slice(), [1, 2, 3, 4]);
+        let err = |r: VmResult<RVec<u8>>| r.unwrap_err().message().to_string();
+        assert_eq!(
+            err(m.read(0x8000_0000, 1 << 40)),
+            "cannot read 1099511627776 bytes at guest address 0x80000000: not inside RAM (0x80000000..0x80010000), \
+             and device space is reached at most 4096 bytes at a time"
+        );
+        assert!(
+            err(m.read(0, u64::MAX))
+                .starts_with("cannot read 18446744073709551615 bytes at guest address 0x0: ")
+        );
+        assert_eq!(
+            err(m.read(u64::MAX - 1, 4)),
+            "cannot read 4 bytes at guest address 0xfffffffffffffffe: the range wraps past the top of the address space"
+        );
+        assert_eq!(err(m.read(0x1000, 4)), "no RAM or device at guest address 0x1000");
+        let e = m.write(u64::MAX, RSlice::from_slice(&[1, 2])).unwrap_err();
+        assert!(e.message().contains("wraps past the top"), "{e}");
+        let big = vec![0u8; 4097];
+        let e = m.write(0x1000, RSlice::from_slice(&big)).unwrap_err();
+        assert!(e.message().contains("at most 4096 bytes at a time"), "{e}");
     }
 }

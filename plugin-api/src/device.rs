@@ -245,8 +245,8 @@ impl<D: Device> DeviceAdapter<D> {
         self.tracker.transition(what, during, after, || f(device))
     }
 
-    fn get<T: Default>(&self, what: &str, f: impl FnOnce(&D) -> T) -> T {
-        guard(what, || Ok(f(&self.device))).unwrap_or_default()
+    fn get<T>(&self, what: &str, default: T, f: impl FnOnce(&D) -> T) -> T {
+        self.tracker.get(what, &self.events, default, || f(&self.device))
     }
 }
 
@@ -258,7 +258,7 @@ impl<D: Device> FfiDevice for DeviceAdapter<D> {
         self.id.clone().into()
     }
     fn device_type(&self) -> DeviceType {
-        guard("device_type", || Ok(self.device.device_type())).unwrap_or(DeviceType::Custom(0))
+        self.get("device_type", DeviceType::Custom(0), |d| d.device_type())
     }
     fn init(&mut self) -> VmResult<()> {
         self.transition("init", None, ComponentStatus::Initialized, |d| d.init())
@@ -276,7 +276,7 @@ impl<D: Device> FfiDevice for DeviceAdapter<D> {
         self.call("update_config", |d| d.update_config(toml.as_str()))
     }
     fn get_config(&self) -> RString {
-        self.get("get_config", |d| d.get_config()).into()
+        self.get("get_config", String::new(), |d| d.get_config()).into()
     }
     fn validate_config(&self, toml: RStr<'_>) -> VmResult<()> {
         guard("validate_config", || self.device.validate_config(toml.as_str())).into()
@@ -288,10 +288,10 @@ impl<D: Device> FfiDevice for DeviceAdapter<D> {
         self.events.unsubscribe(id)
     }
     fn io_regions(&self) -> RVec<IoRegion> {
-        self.get("io_regions", |d| d.io_regions()).into()
+        self.get("io_regions", Vec::new(), |d| d.io_regions()).into()
     }
     fn fdt_node(&self) -> FdtNode {
-        guard("fdt_node", || Ok(self.device.fdt_node())).unwrap_or_else(|_| FdtNode::new("invalid", &[]))
+        self.get("fdt_node", FdtNode::new("invalid", &[]), |d| d.fdt_node())
     }
     fn handle_read(&mut self, offset: u64, size: u8) -> VmResult<u64> {
         self.call("read", |d| d.read(offset, size))
@@ -301,5 +301,49 @@ impl<D: Device> FfiDevice for DeviceAdapter<D> {
     }
     fn handle_interrupt(&mut self, irq: u32) -> VmResult<()> {
         self.call("handle_interrupt", |d| d.handle_interrupt(irq))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lifecycle::{VmEvent, event_sink};
+    use std::sync::{Arc, Mutex};
+
+    struct BadRegions;
+    impl Component for BadRegions {}
+    impl Device for BadRegions {
+        fn device_type(&self) -> DeviceType {
+            DeviceType::Custom(1)
+        }
+        fn io_regions(&self) -> Vec<IoRegion> {
+            panic!("no regions today")
+        }
+        fn fdt_node(&self) -> FdtNode {
+            FdtNode::new("bad", &[])
+        }
+        fn read(&mut self, _offset: u64, _size: u8) -> Result<u64, VmError> {
+            Ok(0)
+        }
+        fn write(&mut self, _offset: u64, _value: u64, _size: u8) -> Result<(), VmError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_panicking_getter_marks_the_device_failed_and_says_why() {
+        let events = Events::default();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = Arc::clone(&seen);
+        events.subscribe(event_sink(move |e| s.lock().unwrap().push(e.clone())));
+        let dev = DeviceAdapter::new("bad", "dev0", BadRegions, events);
+        assert_eq!(dev.device_type(), DeviceType::Custom(1));
+        assert_eq!(dev.status(), ComponentStatus::Uninitialized);
+        assert!(FfiDevice::io_regions(&dev).is_empty());
+        assert_eq!(dev.status(), ComponentStatus::Error);
+        assert_eq!(
+            *seen.lock().unwrap(),
+            [VmEvent::ErrorOccurred("device 'dev0' (bad) io_regions panicked: no regions today".into())]
+        );
     }
 }

@@ -192,24 +192,39 @@ pub trait Component {
 /// The adapters' bookkeeping: the component's status, and plugin calls with panics caught.
 pub(crate) struct Tracker {
     label: String,
-    status: ComponentStatus,
+    /// A cell so a getter (`&self` across the ABI) can still mark the component failed.
+    status: std::cell::Cell<ComponentStatus>,
 }
 
 impl Tracker {
     /// A tracker for the component described by `label` (used in panic messages).
     pub(crate) fn new(label: String) -> Self {
-        Tracker { label, status: ComponentStatus::Uninitialized }
+        Tracker { label, status: std::cell::Cell::new(ComponentStatus::Uninitialized) }
     }
 
     pub(crate) fn status(&self) -> ComponentStatus {
-        self.status
+        self.status.get()
+    }
+
+    /// Runs a getter, which has no error channel across the ABI: a panic marks the component
+    /// failed, is published to `events` as [`VmEvent::ErrorOccurred`] (so the host can say what
+    /// happened), and gives `default`.
+    pub(crate) fn get<T>(&self, what: &str, events: &Events, default: T, f: impl FnOnce() -> T) -> T {
+        match guard(&format!("{} {what}", self.label), || Ok(f())) {
+            Ok(v) => v,
+            Err(e) => {
+                self.status.set(ComponentStatus::Error);
+                events.publish(&VmEvent::ErrorOccurred(e.message));
+                default
+            }
+        }
     }
 
     /// Runs plugin code; a panic becomes an error and marks the component failed.
     pub(crate) fn call<T>(&mut self, what: &str, f: impl FnOnce() -> Result<T, VmError>) -> VmResult<T> {
         let r = guard(&format!("{} {what}", self.label), f);
         if matches!(r, Err(VmError { kind: ErrorKind::Panic, .. })) {
-            self.status = ComponentStatus::Error;
+            self.status.set(ComponentStatus::Error);
         }
         r.into()
     }
@@ -223,10 +238,10 @@ impl Tracker {
         f: impl FnOnce() -> Result<(), VmError>,
     ) -> VmResult<()> {
         if let Some(s) = during {
-            self.status = s;
+            self.status.set(s);
         }
         let r = self.call(what, f);
-        self.status = if r.is_ok() { after } else { ComponentStatus::Error };
+        self.status.set(if r.is_ok() { after } else { ComponentStatus::Error });
         r
     }
 }

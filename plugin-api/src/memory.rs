@@ -216,7 +216,8 @@ impl GuestRam {
 /// Accesses outside RAM go to the device bus; an address nothing answers gives an error.
 #[sabi_trait]
 pub trait MemoryManager: Send + Sync {
-    /// Reads `len` bytes at `addr`.
+    /// Reads `len` bytes at `addr`. The range is checked before anything is allocated: it must lie
+    /// inside RAM, or be a small range of device space (vmhost: at most 4 KiB, read byte by byte).
     fn read(&self, addr: u64, len: u64) -> VmResult<RVec<u8>>;
     /// Writes `data` at `addr`.
     fn write(&self, addr: u64, data: RSlice<'_, u8>) -> VmResult<()>;
@@ -257,6 +258,14 @@ impl RamOnly {
 
 impl MemoryManager for RamOnly {
     fn read(&self, addr: u64, len: u64) -> VmResult<RVec<u8>> {
+        // Bounds first: `len` comes from the caller (often the guest) and is allocated below.
+        if self.0.host_ptr(addr, len).is_none() {
+            return VmResult::RErr(VmError::memory(format!(
+                "cannot read {len} bytes at guest address {addr:#x}: not inside RAM ({:#x}..{:#x})",
+                self.0.base,
+                self.0.base.wrapping_add(self.0.size)
+            )));
+        }
         let mut v = vec![0; len as usize];
         self.0.read_bytes(addr, &mut v).map(|_| RVec::from(v)).ok_or_else(|| Self::miss(addr)).into()
     }
@@ -289,5 +298,31 @@ impl MemoryManager for RamOnly {
     }
     fn ram(&self) -> GuestRam {
         self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ram_only_checks_the_range_before_allocating() {
+        let mut backing = vec![0u8; 0x1000];
+        let ram = GuestRam { base: 0x8000_0000, host: backing.as_mut_ptr(), size: 0x1000 };
+        let m = RamOnly(ram);
+        m.write(0x8000_0ffc, RSlice::from_slice(&[1, 2, 3, 4])).unwrap();
+        assert_eq!(m.read(0x8000_0ffc, 4).unwrap().as_slice(), [1, 2, 3, 4]);
+        for (addr, len) in [(0x8000_0000, 1 << 40), (0x8000_0000, u64::MAX), (u64::MAX, 2), (0x8000_0ffc, 5)]
+        {
+            let e = m.read(addr, len).unwrap_err();
+            assert_eq!(e.kind, crate::ErrorKind::Memory);
+            assert_eq!(
+                e.message(),
+                format!(
+                    "cannot read {len} bytes at guest address {addr:#x}: not inside RAM (0x80000000..0x80001000)"
+                )
+            );
+        }
+        assert!(m.write(u64::MAX, RSlice::from_slice(&[1, 2])).is_err());
     }
 }

@@ -68,8 +68,9 @@ impl Interp {
     }
 }
 
+/// Errors start with the key they are about (the host names the engine and points at the key).
 fn parse_config(toml: &str) -> Result<Config, VmError> {
-    vm_plugin_api::config::parse(toml).map_err(|e| VmError::config(format!("interp: {}", e.message())))
+    vm_plugin_api::config::parse(toml)
 }
 
 impl Engine for Interp {
@@ -228,4 +229,22 @@ impl EnginePlugin for Interp {
 /// as a built-in).
 pub fn module() -> PluginModRef {
     vm_plugin_api::engine_module::<Interp>()
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::parse_config;
+
+    #[test]
+    fn config_errors_name_the_key() {
+        assert!(parse_config("async = true").unwrap().run_async);
+        assert_eq!(
+            parse_config("asnyc = true").unwrap_err().message(),
+            "unknown key `asnyc`, expected `async`"
+        );
+        assert_eq!(
+            parse_config("async = 1").unwrap_err().message(),
+            "key `async`: invalid type: integer `1`, expected a boolean"
+        );
+    }
 }

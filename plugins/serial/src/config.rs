@@ -98,15 +98,15 @@ impl<'de> Visitor<'de> for OutputVisitor {
         while let Some(key) = map.next_key::<String>()? {
             if key != "file" {
                 return Err(de::Error::custom(format!(
-                    "unknown key `{key}` in `output`: expected {{ file = \"path\" }}"
+                    "unknown key `{key}`: expected {{ file = \"path\" }}"
                 )));
             }
             file = Some(map.next_value()?);
         }
         match file {
-            Some(path) if path.as_os_str().is_empty() => Err(de::Error::custom("`output.file` is empty")),
+            Some(path) if path.as_os_str().is_empty() => Err(de::Error::custom("`file` is empty")),
             Some(path) => Ok(OutputConfig::File(path)),
-            None => Err(de::Error::custom("`output` table needs a `file` key: { file = \"path\" }")),
+            None => Err(de::Error::custom("a table needs a `file` key: { file = \"path\" }")),
         }
     }
 }
@@ -196,31 +196,37 @@ mod tests {
 
     #[test]
     fn unknown_key_is_refused_by_name() {
-        assert_eq!(err(r#"outptu = "stderr""#), "unknown field `outptu`, expected `output` or `input`");
+        assert_eq!(err(r#"outptu = "stderr""#), "unknown key `outptu`, expected `output` or `input`");
     }
 
     #[test]
     fn bad_output_values_list_the_accepted_forms() {
         assert_eq!(
             err(r#"output = "tty""#),
-            r#"unknown output `tty`: expected "stdout", "stderr", "none" or { file = "path" }"#
+            r#"key `output`: unknown output `tty`: expected "stdout", "stderr", "none" or { file = "path" }"#
         );
         assert_eq!(
             err("output = 3"),
-            r#"invalid type: integer `3`, expected "stdout", "stderr", "none" or { file = "path" }"#
+            r#"key `output`: invalid type: integer `3`, expected "stdout", "stderr", "none" or { file = "path" }"#
         );
         assert_eq!(
             err(r#"output = { path = "x" }"#),
-            r#"unknown key `path` in `output`: expected { file = "path" }"#
+            r#"key `output`: unknown key `path`: expected { file = "path" }"#
         );
-        assert_eq!(err("output = {}"), r#"`output` table needs a `file` key: { file = "path" }"#);
-        assert_eq!(err(r#"output = { file = "" }"#), "`output.file` is empty");
+        assert_eq!(err("output = {}"), r#"key `output`: a table needs a `file` key: { file = "path" }"#);
+        assert_eq!(err(r#"output = { file = "" }"#), "key `output`: `file` is empty");
     }
 
     #[test]
     fn bad_input_value_is_refused() {
-        assert_eq!(err(r#"input = "tty""#), r#"unknown input `tty`: expected "none" or "stdin""#);
-        assert_eq!(err("input = true"), r#"invalid type: boolean `true`, expected "none" or "stdin""#);
+        assert_eq!(
+            err(r#"input = "tty""#),
+            r#"key `input`: unknown input `tty`: expected "none" or "stdin""#
+        );
+        assert_eq!(
+            err("input = true"),
+            r#"key `input`: invalid type: boolean `true`, expected "none" or "stdin""#
+        );
     }
 
     #[test]
