@@ -146,7 +146,7 @@ fn engine_that_is_a_device() {
         err.starts_with(&format!("vmhost: error: {file}:6:10: key `engine.plugin`: plugin 'serial'")),
         "{err}"
     );
-    assert!(err.contains("is a Device plugin, but Engine is needed here"), "{err}");
+    assert!(err.contains("is a device plugin, but an engine plugin is needed here"), "{err}");
 }
 
 #[test]
@@ -181,6 +181,20 @@ fn bad_plugin_config_is_reported_by_the_plugin_at_the_key() {
             "vmhost: error: {file}:12:10: device 'uart0' (serial) refused its configuration: key `output`: \
              invalid type: integer `3`, expected"
         )),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_engine_config_is_reported_at_the_key() {
+    let (_, err, file) = refuse("cfg-engine-config", &format!("{HEAD}[engine.config]\nasnyc = true\n"));
+    assert!(
+        err.starts_with(&format!("vmhost: error: {file}:8:1: engine 'interp': unknown key `asnyc`")),
+        "{err}"
+    );
+    let (_, err, file) = refuse("cfg-engine-config-type", &format!("{HEAD}[engine.config]\nasync = 1\n"));
+    assert!(
+        err.starts_with(&format!("vmhost: error: {file}:8:9: engine 'interp': key `async`: invalid type")),
         "{err}"
     );
 }

@@ -256,7 +256,7 @@ fn listing_and_load_log_show_build_profile_and_modification_time() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(
         err.contains(&format!(
-            "loaded plugin 'serial' 0.1.0 from {}: release build, modified 2001-09-09 01:46:40 UTC (",
+            "plugin 'serial' 0.1.0 ({}); release build, modified 2001-09-09 01:46:40 UTC (",
             so.display()
         )),
         "{err}"
@@ -339,10 +339,7 @@ fn a_plugin_built_with_debug_assertions_shows_as_a_debug_build() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains(&format!(
-            "loaded plugin 'scratch' 0.1.0 from {}: debug build, modified ",
-            so.display()
-        )),
+        stderr(&out).contains(&format!("plugin 'scratch' 0.1.0 ({}); debug build, modified ", so.display())),
         "{}",
         stderr(&out)
     );
@@ -381,10 +378,8 @@ fn a_plugin_built_before_plugins_recorded_their_profile_still_loads() {
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains(&format!(
-            "loaded plugin 'scratch' 0.1.0 from {}: profile unknown, modified ",
-            so.display()
-        )),
+        stderr(&out)
+            .contains(&format!("plugin 'scratch' 0.1.0 ({}); profile unknown, modified ", so.display())),
         "{}",
         stderr(&out)
     );

@@ -150,7 +150,7 @@ pub enum LoadError {
         detail: String,
     },
     /// The plugin is of another kind than the place that names it.
-    #[error("plugin '{name}' ({origin}) is a {found:?} plugin, but {wanted:?} is needed here")]
+    #[error("plugin '{name}' ({origin}) is {}, but {} is needed here", kind_phrase(*found), kind_phrase(*wanted))]
     WrongKind {
         /// Plugin name.
         name: String,
@@ -197,6 +197,14 @@ impl LoadError {
             | LoadError::LayoutMismatch { plugin_api, .. } => Some(plugin_api),
             _ => None,
         }
+    }
+}
+
+/// "an engine plugin" / "a device plugin", for messages.
+fn kind_phrase(kind: PluginKind) -> &'static str {
+    match kind {
+        PluginKind::Engine => "an engine plugin",
+        PluginKind::Device => "a device plugin",
     }
 }
 
@@ -277,16 +285,7 @@ fn open(path: &Path) -> Result<Plugin, LoadError> {
         },
         other => not_a_plugin(short_library_error(&other)),
     })?;
-    let plugin =
-        Plugin { info: module.plugin_info(), module, source: Source::File(path.to_path_buf()), build };
-    tracing::info!(
-        "loaded plugin '{}' {} from {}: {}",
-        plugin.info.name,
-        plugin.info.version,
-        path.display(),
-        plugin.build
-    );
-    Ok(plugin)
+    Ok(Plugin { info: module.plugin_info(), module, source: Source::File(path.to_path_buf()), build })
 }
 
 /// Largest library the host reads to check it; vmhost's own plugins are about 10 MB.

@@ -95,11 +95,12 @@ impl Machine {
                 config.error_at(d.plugin_position, format!("key `device.plugin` of device '{}': {e}", d.id))
             })?;
             tracing::info!(
-                "device '{}': plugin '{}' {} ({})",
+                "device '{}': plugin '{}' {} ({}); {}",
                 d.id,
                 plugin.info.name,
                 plugin.info.version,
-                plugin.source
+                plugin.source,
+                plugin.build
             );
             let memory = memory_manager(Arc::clone(&ram), Arc::clone(&late_bus));
             let mut device = create_device(config, d, &plugin, memory, &irqs)?;

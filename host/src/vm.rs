@@ -90,9 +90,21 @@ impl Vm {
         let machine = Machine::build(config, &search, &events)?;
         let plugin = loader::resolve(&config.engine, PluginKind::Engine, &search)
             .map_err(|e| config.error_at(config.engine_position, format!("key `engine.plugin`: {e}")))?;
-        tracing::info!("engine: plugin '{}' {} ({})", plugin.info.name, plugin.info.version, plugin.source);
+        let info = &plugin.info;
+        tracing::info!(
+            "engine: plugin '{}' {} ({}); {}",
+            info.name,
+            info.version,
+            plugin.source,
+            plugin.build
+        );
         let engine = create_engine(&plugin, &config.engine_config).map_err(|e| {
-            config.error_at(config.engine_position, format!("engine '{}': {}", plugin.info.name, e.message()))
+            // A configuration error names its key: point at it in `[engine.config]`.
+            let key = (e.kind == vm_plugin_api::ErrorKind::Config)
+                .then(|| config.engine_config_keys.locate(e.message()))
+                .flatten();
+            let at = key.unwrap_or(config.engine_position);
+            config.error_at(at, format!("engine '{}': {}", plugin.info.name, e.message()))
         })?;
 
         let mut cpu = CpuState { pc: machine.entry, privilege: PRIV_M, ..CpuState::default() };

@@ -344,12 +344,12 @@ fn config_errors_come_back_from_create_with_exact_messages() {
     let err = |text: &str| Serial::create(ctx(text, None), Events::default()).err().expect(text);
     let e = err("speed = 9600");
     assert_eq!(e.kind, ErrorKind::Config);
-    assert_eq!(e.message(), "unknown field `speed`, expected `output` or `input`");
+    assert_eq!(e.message(), "unknown key `speed`, expected `output` or `input`");
     let e = err(r#"output = "console""#);
     assert_eq!(e.kind, ErrorKind::Config);
     assert_eq!(
         e.message(),
-        r#"unknown output `console`: expected "stdout", "stderr", "none" or { file = "path" }"#
+        r#"key `output`: unknown output `console`: expected "stdout", "stderr", "none" or { file = "path" }"#
     );
     let e = err(r#"output = { file = "/nonexistent-vm-serial-dir/log" }"#);
     assert_eq!(e.kind, ErrorKind::Io);
@@ -403,6 +403,6 @@ fn validate_config_through_the_adapter() {
     let dev = create(ctx("", None)).unwrap();
     assert!(dev.validate_config(RStr::from_str(r#"output = "none""#)).is_ok());
     let e = dev.validate_config(RStr::from_str("input = 1")).unwrap_err();
-    assert_eq!(e.message(), r#"invalid type: integer `1`, expected "none" or "stdin""#);
+    assert_eq!(e.message(), r#"key `input`: invalid type: integer `1`, expected "none" or "stdin""#);
     assert_eq!(dev.get_config().as_str(), "output = \"stdout\"\ninput = \"none\"\n");
 }
