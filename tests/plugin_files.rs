@@ -256,7 +256,7 @@ fn listing_and_load_log_show_build_profile_and_modification_time() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(
         err.contains(&format!(
-            "plugin 'serial' 0.1.0 ({}); release build, modified 2001-09-09 01:46:40 UTC (",
+            "plugin 'serial' 0.1.0 ({}); release build, modified 2001-09-09T01:46:40Z (",
             so.display()
         )),
         "{err}"

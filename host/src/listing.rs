@@ -16,9 +16,9 @@ pub fn table(search: &SearchPath) -> String {
     for l in loader::discover(search) {
         let name = l.name();
         let modified = match &l.source {
-            Source::File(f) => std::fs::metadata(f)
-                .and_then(|m| m.modified())
-                .map_or("?".into(), |t| loader::timestamp(t, "T", "Z")),
+            Source::File(f) => {
+                std::fs::metadata(f).and_then(|m| m.modified()).map_or("?".into(), loader::timestamp)
+            }
             Source::Builtin => "-".into(),
         };
         match &l.plugin {
