@@ -2,11 +2,13 @@
 //!
 //! `decode` reads instructions, `lower` turns a basic block into IR, `helper` defines the helper
 //! calls the IR makes back into the host, `csr` and `hart` implement them (CSRs, traps, privilege),
-//! and `vcpu` is the host-call table an engine runs against.
+//! `mmu` translates Sv39/Sv48 virtual addresses, and `vcpu` is the host-call table an engine runs
+//! against.
 
 pub mod csr;
 pub mod decode;
 pub mod hart;
 pub mod helper;
 pub mod lower;
+pub mod mmu;
 pub mod vcpu;
