@@ -70,3 +70,38 @@ pub fn line(state: &Arc<IrqState>, n: u32) -> InterruptLineArc {
         TD_Opaque,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::MmioDevice;
+    use crate::riscv::csr::MIP_MEIP;
+    use std::sync::atomic::AtomicU32;
+
+    #[test]
+    fn level_changes_reach_the_plic_and_repeats_do_nothing() {
+        let exit = Arc::new(AtomicU32::new(0));
+        let mut plic = Plic::new(&[Arc::clone(&exit)], Arc::default());
+        let state = Arc::new(IrqState::new(plic.clone(), EventBus::default()));
+        // Source 10 at priority 1 for hart 0's M context.
+        plic.write(40, 1, 4).unwrap();
+        plic.write(0x2000, 1 << 10, 4).unwrap();
+        let l = line(&state, 10);
+        l.set_level(true);
+        assert!(state.level(10));
+        assert_eq!(plic.hart_lines(0).bits(), MIP_MEIP);
+        assert_eq!(plic.read(0x20_0004, 4).unwrap(), 10, "claimed");
+        exit.store(0, Ordering::SeqCst);
+        // The same level again is no change: the claimed source is not pended again.
+        l.set_level(true);
+        assert_eq!(plic.read(0x1000, 4).unwrap(), 0);
+        l.set_level(false);
+        assert!(!state.level(10));
+        plic.write(0x20_0004, 10, 4).unwrap();
+        assert_eq!((plic.hart_lines(0).bits(), exit.load(Ordering::SeqCst)), (0, 0));
+        // Lines past the PLIC's sources keep their level and reach nothing.
+        line(&state, 100).set_level(true);
+        assert!(state.level(100));
+        assert_eq!(plic.hart_lines(0).bits(), 0);
+    }
+}
