@@ -18,7 +18,9 @@
 //! a tie); a claim answers that source (0 if none) and clears its pending bit; a claimed source
 //! reaches no context until it is completed, and a completion names any source, enabled or not.
 //! The gateway is level-triggered: a line that rises sets the pending bit, one that falls clears
-//! it, and a source completed while its line is still high is pending again at once.
+//! it, and a source completed while its line is still high is pending again at once. Two
+//! differences, both toward the spec: an enable write re-evaluates the outputs at once (QEMU's
+//! waits for the next event), and source 0's priority stays 0.
 //!
 //! Lines arrive from any thread (device workers, the vCPU thread in a device access); the state
 //! sits behind one uncontended mutex, and each hart reads its MEIP/SEIP bits from an atomic word,
