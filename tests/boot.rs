@@ -173,9 +173,19 @@ fn on_qemu_and_vmhost(qemu: &std::path::Path, name: &str) -> (std::process::Outp
 #[test]
 fn guests_behave_as_on_qemu() {
     let Some(qemu) = qemu() else { return };
-    for name in
-        ["hello", "exitcode", "isa", "timer", "bench", "mmio", "irq_timer", "irq_soft", "irq_wfi", "irq_uart"]
-    {
+    for name in [
+        "hello",
+        "exitcode",
+        "isa",
+        "timer",
+        "bench",
+        "mmio",
+        "irq_timer",
+        "irq_soft",
+        "irq_wfi",
+        "irq_uart",
+        "plic",
+    ] {
         let (q, v) = on_qemu_and_vmhost(&qemu, name);
         assert_eq!(comparable(&stdout(&v)), comparable(&stdout(&q)), "{name}: same console output");
         assert_eq!(v.status.code(), q.status.code(), "{name}: same exit code");

@@ -1,10 +1,10 @@
 //! The flattened device tree handed to the guest in `a1`, describing the machine as QEMU's `virt`
-//! board does: memory, the hart, the board's fixed devices, and each device plugin's own node.
+//! board does: memory, the hart, the board's fixed devices (syscon, CLINT, PLIC), and each device
+//! plugin's own node, with `interrupts` and `interrupt-parent` (the PLIC) when it has a line.
 //!
-//! Built with rust-vmm's `vm-fdt`. Device `interrupts` properties are left out until the machine
-//! has an interrupt controller (PLIC) for them to name as their parent.
+//! Built with rust-vmm's `vm-fdt`.
 
-use crate::devices::{clint, syscon};
+use crate::devices::{clint, plic, syscon};
 use crate::machine::DeviceSlot;
 use vm_fdt::{FdtWriter, FdtWriterResult};
 use vm_plugin_api::{DeviceType, FdtValue};
@@ -23,9 +23,14 @@ pub struct Board<'a> {
 
 const PHANDLE_CPU_INTC: u32 = 1;
 const PHANDLE_SYSCON: u32 = 2;
-/// Machine software and timer interrupt numbers at the hart's local interrupt controller.
+const PHANDLE_PLIC: u32 = 3;
+/// Interrupt numbers at the hart's local interrupt controller (`mip` bits).
 const IRQ_M_SOFT: u32 = 3;
 const IRQ_M_TIMER: u32 = 7;
+const IRQ_S_EXT: u32 = 9;
+const IRQ_M_EXT: u32 = 11;
+/// Properties the host writes for a device with a line; a plugin's own are dropped.
+const HOST_IRQ_PROPS: [&str; 3] = ["interrupts", "interrupt-parent", "interrupts-extended"];
 
 fn reg(base: u64, size: u64) -> [u64; 2] {
     [base, size]
@@ -96,6 +101,8 @@ pub fn build(board: &Board<'_>) -> FdtWriterResult<Vec<u8>> {
     )?;
     fdt.end_node(clint)?;
 
+    plic_node(&mut fdt, &[PHANDLE_CPU_INTC])?;
+
     for d in board.devices {
         device_node(&mut fdt, d)?;
     }
@@ -114,6 +121,23 @@ pub fn build(board: &Board<'_>) -> FdtWriterResult<Vec<u8>> {
     }
     fdt.end_node(root)?;
     fdt.finish()
+}
+
+/// The PLIC, with contexts 2h (M) and 2h + 1 (S) of hart h wired to the interrupt controller of
+/// each hart in `cpu_intcs`, as QEMU's `virt` board has it.
+fn plic_node(fdt: &mut FdtWriter, cpu_intcs: &[u32]) -> FdtWriterResult<()> {
+    let n = fdt.begin_node(&format!("plic@{:x}", plic::BASE))?;
+    fdt.property_u32("#address-cells", 0)?;
+    fdt.property_u32("#interrupt-cells", 1)?;
+    fdt.property_string_list("compatible", vec!["sifive,plic-1.0.0".into(), "riscv,plic0".into()])?;
+    fdt.property_null("interrupt-controller")?;
+    let contexts: Vec<u32> = cpu_intcs.iter().flat_map(|&p| [p, IRQ_M_EXT, p, IRQ_S_EXT]).collect();
+    fdt.property_array_u32("interrupts-extended", &contexts)?;
+    fdt.property_array_u64("reg", &reg(plic::BASE, plic::SIZE))?;
+    // The highest source id (source 0 does not count), as current QEMU writes it.
+    fdt.property_u32("riscv,ndev", plic::NUM_SOURCES - 1)?;
+    fdt.property_phandle(PHANDLE_PLIC)?;
+    fdt.end_node(n)
 }
 
 fn lock(d: &DeviceSlot) -> std::sync::MutexGuard<'_, crate::devices::plugin::PluginDevice> {
@@ -136,8 +160,15 @@ fn device_node(fdt: &mut FdtWriter, d: &DeviceSlot) -> FdtWriterResult<()> {
     }
     let cells: Vec<u64> = regions.iter().flat_map(|r| reg(d.base + r.offset, r.size)).collect();
     fdt.property_array_u64("reg", &cells)?;
+    if let Some(irq) = d.irq {
+        fdt.property_u32("interrupts", irq)?;
+        fdt.property_u32("interrupt-parent", PHANDLE_PLIC)?;
+    }
     for p in node.props.iter() {
         let name = p.name.as_str();
+        if d.irq.is_some() && HOST_IRQ_PROPS.contains(&name) {
+            continue;
+        }
         match &p.value {
             FdtValue::Empty => fdt.property_null(name)?,
             FdtValue::U32(v) => fdt.property_u32(name, *v)?,
@@ -161,9 +192,17 @@ mod tests {
         let dtb = build(&board).unwrap();
         assert_eq!(dtb[..4], [0xd0, 0x0d, 0xfe, 0xed], "FDT magic");
         let text = String::from_utf8_lossy(&dtb);
-        for s in
-            ["memory@80000000", "cpu@0", "riscv,cpu-intc", "sifive,clint0", "test@100000", "syscon-poweroff"]
-        {
+        for s in [
+            "memory@80000000",
+            "cpu@0",
+            "riscv,cpu-intc",
+            "sifive,clint0",
+            "plic@c000000",
+            "sifive,plic-1.0.0",
+            "riscv,ndev",
+            "test@100000",
+            "syscon-poweroff",
+        ] {
             assert!(text.contains(s), "{s} missing");
         }
     }

@@ -1,10 +1,11 @@
 //! Interrupt lines from devices into the machine.
 //!
-//! Devices drive numbered lines through [`InterruptLine`] objects; the levels are kept here for the
-//! interrupt controller, and every change wakes a waiting hart. No controller routes a line to the
-//! hart yet, so a change never makes an interrupt takeable and the running engine is left alone:
-//! a level change costs a few atomics, not an engine exit.
+//! Devices drive numbered lines through [`InterruptLine`] objects; the levels are kept here and
+//! every change goes to the PLIC (line n is its source n). The PLIC alone decides whether a change
+//! reaches a hart: only a rising MEIP stops the running engine or wakes a hart in `wfi`, so a
+//! change the guest has masked in the PLIC costs a few atomics and an uncontended lock.
 
+use crate::devices::plic::Plic;
 use crate::events::EventBus;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,20 +17,21 @@ use vm_plugin_api::{
 /// Highest line number + 1: room for the `virt` board's 0x60 PLIC sources.
 pub const MAX_LINES: u32 = 128;
 
-/// Levels of every line, and who to wake when one changes.
+/// Levels of every line, and the controller they feed.
 pub struct IrqState {
     levels: [AtomicU64; 2],
-    wake: Arc<tokio::sync::Notify>,
+    plic: Plic,
     events: EventBus,
 }
 
 impl IrqState {
-    /// Line levels that wake `wake` on change.
-    pub fn new(wake: Arc<tokio::sync::Notify>, events: EventBus) -> Self {
-        IrqState { levels: [AtomicU64::new(0), AtomicU64::new(0)], wake, events }
+    /// Line levels feeding `plic`.
+    pub fn new(plic: Plic, events: EventBus) -> Self {
+        IrqState { levels: [AtomicU64::new(0), AtomicU64::new(0)], plic, events }
     }
 
-    /// Sets line `n`.
+    /// Sets line `n`. A line belongs to one device, which orders its own calls (two racing calls
+    /// for one line could reach the PLIC in the other order).
     pub fn set(&self, n: u32, level: bool) {
         let Some(word) = self.levels.get((n / 64) as usize) else { return };
         let bit = 1u64 << (n % 64);
@@ -37,7 +39,7 @@ impl IrqState {
             if level { word.fetch_or(bit, Ordering::SeqCst) } else { word.fetch_and(!bit, Ordering::SeqCst) };
         if (old & bit != 0) != level {
             self.events.publish(&VmEvent::DeviceInterrupt { irq: n, level });
-            self.wake.notify_one();
+            self.plic.set_level(n, level);
         }
     }
 
@@ -67,4 +69,39 @@ pub fn line(state: &Arc<IrqState>, n: u32) -> InterruptLineArc {
         RArc::new(Line { n, state: Arc::clone(state) }),
         TD_Opaque,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::MmioDevice;
+    use crate::riscv::csr::MIP_MEIP;
+    use std::sync::atomic::AtomicU32;
+
+    #[test]
+    fn level_changes_reach_the_plic_and_repeats_do_nothing() {
+        let exit = Arc::new(AtomicU32::new(0));
+        let mut plic = Plic::new(&[Arc::clone(&exit)], Arc::default());
+        let state = Arc::new(IrqState::new(plic.clone(), EventBus::default()));
+        // Source 10 at priority 1 for hart 0's M context.
+        plic.write(40, 1, 4).unwrap();
+        plic.write(0x2000, 1 << 10, 4).unwrap();
+        let l = line(&state, 10);
+        l.set_level(true);
+        assert!(state.level(10));
+        assert_eq!(plic.hart_lines(0).bits(), MIP_MEIP);
+        assert_eq!(plic.read(0x20_0004, 4).unwrap(), 10, "claimed");
+        exit.store(0, Ordering::SeqCst);
+        // The same level again is no change: the claimed source is not pended again.
+        l.set_level(true);
+        assert_eq!(plic.read(0x1000, 4).unwrap(), 0);
+        l.set_level(false);
+        assert!(!state.level(10));
+        plic.write(0x20_0004, 10, 4).unwrap();
+        assert_eq!((plic.hart_lines(0).bits(), exit.load(Ordering::SeqCst)), (0, 0));
+        // Lines past the PLIC's sources keep their level and reach nothing.
+        line(&state, 100).set_level(true);
+        assert!(state.level(100));
+        assert_eq!(plic.hart_lines(0).bits(), 0);
+    }
 }

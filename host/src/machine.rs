@@ -3,7 +3,9 @@
 
 use crate::bus::{Bus, SharedDevice};
 use crate::config::{ConfigError, DeviceConfig, VmConfig};
-use crate::devices::{clint, clint::Clint, plugin::PluginDevice, syscon, syscon::PowerState, syscon::Syscon};
+use crate::devices::{
+    clint, clint::Clint, plic, plic::Plic, plugin::PluginDevice, syscon, syscon::PowerState, syscon::Syscon,
+};
 use crate::error::HostError;
 use crate::events::EventBus;
 use crate::irq::{self, IrqState};
@@ -35,6 +37,8 @@ pub struct DeviceSlot {
     pub plugin: Plugin,
     /// Its base address.
     pub base: u64,
+    /// Its interrupt line (PLIC source), if vm.toml gave one.
+    pub irq: Option<u32>,
     /// The device (also mapped on the bus).
     pub device: Arc<Mutex<PluginDevice>>,
 }
@@ -47,6 +51,8 @@ pub struct Machine {
     pub bus: Arc<Bus>,
     /// Timer and software interrupts.
     pub clint: Clint,
+    /// The interrupt controller the device lines feed.
+    pub plic: Plic,
     /// Power-off requests from the guest.
     pub power: PowerState,
     /// Device interrupt lines.
@@ -59,7 +65,7 @@ pub struct Machine {
     pub dtb_addr: u64,
     /// The device tree blob.
     pub dtb: Vec<u8>,
-    /// Rung when something may end a `wfi` wait (interrupt line, stop request).
+    /// Rung when something may end a `wfi` wait (a PLIC output rising, a stop request).
     pub wake: Arc<tokio::sync::Notify>,
     /// Asks the running engine to return at its next block boundary.
     pub exit_request: Arc<AtomicU32>,
@@ -71,14 +77,17 @@ impl Machine {
         let ram = Arc::new(GuestMemory::new(RAM_BASE, config.memory)?);
         let wake = Arc::new(tokio::sync::Notify::new());
         let exit_request = Arc::new(AtomicU32::new(0));
-        let irqs = Arc::new(IrqState::new(Arc::clone(&wake), events.clone()));
+        // One hart, so one exit-request flag; hart h has PLIC contexts 2h (M) and 2h + 1 (S).
+        let plic = Plic::new(&[Arc::clone(&exit_request)], Arc::clone(&wake));
+        let irqs = Arc::new(IrqState::new(plic.clone(), events.clone()));
         let clint = Clint::new();
         let power = PowerState::default();
 
         let mut bus = Bus::new();
-        let fixed: [(u64, u64, &str, SharedDevice); 2] = [
+        let fixed: [(u64, u64, &str, SharedDevice); 3] = [
             (syscon::BASE, syscon::SIZE, "syscon", Arc::new(Mutex::new(Syscon::new(power.clone())))),
             (clint::BASE, clint::SIZE, "clint", Arc::new(Mutex::new(clint.clone()))),
+            (plic::BASE, plic::SIZE, "plic", Arc::new(Mutex::new(plic.clone()))),
         ];
         for (base, size, name, dev) in fixed {
             bus.map(base, size, base, name, dev).map_err(|o| HostError::Other(format!("{name}: {o}")))?;
@@ -91,6 +100,17 @@ impl Machine {
         let mut devices = Vec::new();
         let mut watches = Vec::new();
         for d in &config.devices {
+            if let Some(n) = d.irq.filter(|&n| n >= plic::NUM_SOURCES) {
+                // config.rs allows lines up to irq::MAX_LINES; the PLIC has fewer sources.
+                return Err(config
+                    .error(format!(
+                        "key `device.irq` of device '{}': line {n} has no PLIC source (the PLIC has sources \
+                         1 to {})",
+                        d.id,
+                        plic::NUM_SOURCES - 1
+                    ))
+                    .into());
+            }
             let plugin = loader::resolve(&d.plugin, PluginKind::Device, search).map_err(|e| {
                 config.error_at(d.plugin_position, format!("key `device.plugin` of device '{}': {e}", d.id))
             })?;
@@ -146,7 +166,7 @@ impl Machine {
                     config.error_at(d.base_position, format!("key `device.base`: device '{}' {o}", d.id))
                 })?;
             }
-            devices.push(DeviceSlot { id: d.id.clone(), plugin, base: d.base, device: shared });
+            devices.push(DeviceSlot { id: d.id.clone(), plugin, base: d.base, irq: d.irq, device: shared });
             watches.push(watch);
         }
         let bus = Arc::new(bus);
@@ -175,6 +195,7 @@ impl Machine {
             ram,
             bus,
             clint,
+            plic,
             power,
             irqs,
             devices,

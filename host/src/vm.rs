@@ -112,7 +112,7 @@ impl Vm {
         cpu.x[11] = machine.dtb_addr; // a1: device tree
         let activity = Arc::new(Activity::new(Arc::clone(&machine.bus)));
         let vcpu = SharedVcpu::new(VcpuContext {
-            hart: Hart::new(0, machine.clint.clone()),
+            hart: Hart::new(0, machine.clint.clone(), machine.plic.hart_lines(0)),
             ram: machine.ram.view(),
             bus: Arc::clone(&machine.bus),
             power: machine.power.clone(),

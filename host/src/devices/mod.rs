@@ -1,6 +1,7 @@
-//! Devices the host provides itself (the `virt` board's fixed parts) and the bus adapter for
-//! device plugins.
+//! Devices the host provides itself (the `virt` board's fixed parts: syscon, CLINT, PLIC) and the
+//! bus adapter for device plugins.
 
 pub mod clint;
+pub mod plic;
 pub mod plugin;
 pub mod syscon;

@@ -1,11 +1,16 @@
 //! The RISC-V hart's privileged state: CSRs, traps and interrupts (machine mode, RV64IMC).
 //!
+//! `mip.MEIP` and `mip.SEIP` are the PLIC's outputs for the hart's M and S contexts, read from
+//! an atomic the PLIC writes. With no S-mode yet, SEIP can be read in `mip` but never enabled in
+//! `mie`, so it is never taken and never ends `wfi`.
+//!
 //! Engines execute IR on `CpuState`; whatever the IR cannot express (CSR access, `ecall`, `mret`,
 //! faults) comes here through the helper calls defined in [`super::helper`].
 
 use super::csr::*;
 use super::helper::{CSR_NO_READ, CSR_NO_WRITE, CSR_NUMBER_MASK};
 use crate::devices::clint::Clint;
+use crate::devices::plic::ExternalIrq;
 use vm_plugin_api::CpuState;
 
 /// Privilege level encodings.
@@ -51,8 +56,8 @@ pub struct Hart {
     instret_offset: u64,
     /// `mcycle` minus `cpu.instret`: the hart counts one cycle per instruction.
     cycle_offset: u64,
-    /// External interrupt line into the hart (MEIP), driven by the interrupt controller.
-    pub meip: bool,
+    /// MEIP and SEIP, driven by the PLIC.
+    external: ExternalIrq,
     clint: Clint,
     hartid: u64,
 }
@@ -62,8 +67,9 @@ pub struct Hart {
 pub struct IllegalCsr;
 
 impl Hart {
-    /// A hart in its reset state.
-    pub fn new(hartid: u64, clint: Clint) -> Hart {
+    /// A hart in its reset state, with its timer and software interrupts from `clint` and its
+    /// external interrupts from the PLIC through `external`.
+    pub fn new(hartid: u64, clint: Clint, external: ExternalIrq) -> Hart {
         Hart {
             mstatus: MSTATUS_MPP,
             mtvec: 0,
@@ -74,7 +80,7 @@ impl Hart {
             mtval: 0,
             instret_offset: 0,
             cycle_offset: 0,
-            meip: false,
+            external,
             clint,
             hartid,
         }
@@ -83,9 +89,7 @@ impl Hart {
     /// Current `mip`.
     pub fn mip(&self) -> u64 {
         let (msip, mtip) = self.clint.pending();
-        (if msip { MIP_MSIP } else { 0 })
-            | (if mtip { MIP_MTIP } else { 0 })
-            | (if self.meip { MIP_MEIP } else { 0 })
+        (if msip { MIP_MSIP } else { 0 }) | (if mtip { MIP_MTIP } else { 0 }) | self.external.bits()
     }
 
     /// Interrupts pending and enabled in `mie`, regardless of `mstatus.MIE` (what wakes `wfi`).
@@ -196,7 +200,7 @@ impl Hart {
             MEPC => self.mepc = v & !1,
             MCAUSE => self.mcause = v,
             MTVAL => self.mtval = v,
-            MIP => {} // MSIP, MTIP and MEIP are driven by the CLINT and the interrupt controller.
+            MIP => {} // MSIP, MTIP, MEIP and SEIP are driven by the CLINT and the PLIC.
             // The write happens before the CSR instruction retires, so the count it leaves is
             // `v` plus that one instruction; cpu.instret does not yet include it.
             MCYCLE => self.cycle_offset = v.wrapping_sub(cpu.instret),
@@ -213,7 +217,7 @@ mod tests {
 
     fn hart() -> (Hart, CpuState) {
         let cpu = CpuState { privilege: PRIV_M, ..CpuState::default() };
-        (Hart::new(0, Clint::new()), cpu)
+        (Hart::new(0, Clint::new(), ExternalIrq::default()), cpu)
     }
 
     #[test]
@@ -262,5 +266,33 @@ mod tests {
         h.csr_op(&cpu, 1, 5, MINSTRET as u64).unwrap();
         cpu.instret = 110;
         assert_eq!(h.csr_op(&cpu, 2, 0, MINSTRET as u64 | CSR_NO_WRITE), Ok(15));
+    }
+
+    #[test]
+    fn meip_and_seip_come_from_the_plic_and_only_meip_can_be_enabled() {
+        use crate::bus::MmioDevice;
+        use crate::devices::plic::{self, MIP_SEIP};
+        use std::sync::{Arc, atomic::AtomicU32};
+        let mut p = plic::Plic::new(&[Arc::new(AtomicU32::new(0))], Arc::default());
+        let mut h = Hart::new(0, Clint::new(), p.hart_lines(0));
+        let cpu = CpuState { privilege: PRIV_M, ..CpuState::default() };
+        h.mstatus |= MSTATUS_MIE;
+        h.csr_op(&cpu, 1, u64::MAX, MIE as u64).unwrap();
+        assert_eq!(h.mie, MIP_MSIP | MIP_MTIP | MIP_MEIP, "no SEIE without S-mode");
+        // Source 10 at priority 1 for both contexts of hart 0 (M = 0, S = 1), line high.
+        p.write(40, 1, 4).unwrap();
+        p.write(0x2000, 1 << 10, 4).unwrap();
+        p.write(0x2080, 1 << 10, 4).unwrap();
+        p.set_level(10, true);
+        assert_eq!(h.csr_op(&cpu, 2, 0, MIP as u64 | CSR_NO_WRITE), Ok(MIP_MEIP | MIP_SEIP));
+        assert_eq!(h.interrupt_to_take(), Some(11));
+        // Claimed by the M context: both outputs drop.
+        assert_eq!(p.read(0x20_0004, 4).unwrap(), 10);
+        assert_eq!(h.mip(), 0);
+        // The S context alone: readable in mip, never taken, never ends wfi.
+        p.write(0x2000, 0, 4).unwrap();
+        p.write(0x20_0004, 10, 4).unwrap();
+        assert_eq!(h.mip(), MIP_SEIP);
+        assert_eq!((h.interrupt_to_take(), h.wake_pending()), (None, false));
     }
 }
