@@ -293,7 +293,7 @@ fn irq_zero_is_refused() {
         err.trim_end(),
         format!(
             "vmhost: error: {file}:11:7: key `device.irq`: line 0 is reserved (on a PLIC, source 0 means no \
-             interrupt); use 1 to 127"
+             interrupt); use 1 to 95"
         )
     );
 }

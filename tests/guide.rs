@@ -90,6 +90,10 @@ fn the_plugin_guide_builds_boots_and_shows_its_node() {
     assert!(dts.contains("mydev@10002000 {"), "{dts}");
     assert!(dts.contains("compatible = \"me,mydev\";"), "{dts}");
     assert!(dts.contains("reg = <0x00 0x10002000 0x00 0x10>;"), "{dts}");
+    // irq = 11 in the guide's vm.toml: the host wires it to the PLIC.
+    let node = &dts[dts.find("mydev@10002000 {").unwrap()..];
+    let node = &node[..node.find("};").unwrap()];
+    assert!(node.contains("interrupts = <0x0b>;") && node.contains("interrupt-parent = <"), "{node}");
 }
 
 fn which(tool: &str) -> Option<std::path::PathBuf> {

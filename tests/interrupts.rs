@@ -19,7 +19,7 @@ async fn run_counting(name: &str) -> (String, u64, u64) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn interrupts_wfi_and_line_changes_do_not_leave_the_engine() {
-    for name in ["irq_timer", "irq_soft", "irq_wfi", "irq_uart"] {
+    for name in ["irq_timer", "irq_soft", "irq_wfi", "irq_uart", "plic"] {
         let (console, runs, instret) = run_counting(name).await;
         let expected = std::fs::read_to_string(root().join(format!("guests/expected/{name}.out"))).unwrap();
         assert_eq!(console, expected, "{name}");

@@ -308,13 +308,13 @@ impl VmConfig {
             let plugin = plugin_ref(d.plugin.get_ref(), &resolve)
                 .map_err(|m| at(d.plugin.span(), format!("key `device.plugin`: {m}")))?;
             if let Some(irq) = &d.irq {
-                let (n, max) = (*irq.get_ref(), crate::irq::MAX_LINES - 1);
+                let (n, max) = (*irq.get_ref(), crate::devices::plic::NUM_SOURCES - 1);
                 let problem = if n == 0 {
                     Some(format!(
                         "line 0 is reserved (on a PLIC, source 0 means no interrupt); use 1 to {max}"
                     ))
                 } else if n > max {
-                    Some(format!("{n} is above the highest line, {max}"))
+                    Some(format!("{n} is above the highest line, {max} (the PLIC has sources 1 to {max})"))
                 } else {
                     devices.iter().find(|o| o.irq == Some(n)).map(|o| {
                         format!(
@@ -541,8 +541,11 @@ mod tests {
 
     #[test]
     fn irq_out_of_range_is_refused() {
-        let e = parse(&GOOD.replace("irq = 10", "irq = 128")).unwrap_err();
-        assert_eq!(e.message, "key `device.irq`: 128 is above the highest line, 127");
+        let e = parse(&GOOD.replace("irq = 10", "irq = 96")).unwrap_err();
+        assert_eq!(
+            e.message,
+            "key `device.irq`: 96 is above the highest line, 95 (the PLIC has sources 1 to 95)"
+        );
         assert_eq!(e.position, Some((11, 7)));
         let e = parse(&GOOD.replace("irq = 10", "irq = -1")).unwrap_err();
         assert_eq!(e.position, Some((11, 7)));
@@ -553,7 +556,7 @@ mod tests {
         let e = parse(&GOOD.replace("irq = 10", "irq = 0")).unwrap_err();
         assert_eq!(
             e.message,
-            "key `device.irq`: line 0 is reserved (on a PLIC, source 0 means no interrupt); use 1 to 127"
+            "key `device.irq`: line 0 is reserved (on a PLIC, source 0 means no interrupt); use 1 to 95"
         );
         assert_eq!(e.position, Some((11, 7)));
         let two =

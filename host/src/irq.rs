@@ -14,11 +14,9 @@ use vm_plugin_api::{
     abi_stable::{sabi_trait::TD_Opaque, std_types::RArc},
 };
 
-/// Highest line number + 1: room for the `virt` board's 0x60 PLIC sources.
-pub const MAX_LINES: u32 = 128;
-
 /// Levels of every line, and the controller they feed.
 pub struct IrqState {
+    /// One bit per line; vm.toml allows lines 1 to `plic::NUM_SOURCES - 1` (95).
     levels: [AtomicU64; 2],
     plic: Plic,
     events: EventBus,

@@ -100,17 +100,6 @@ impl Machine {
         let mut devices = Vec::new();
         let mut watches = Vec::new();
         for d in &config.devices {
-            if let Some(n) = d.irq.filter(|&n| n >= plic::NUM_SOURCES) {
-                // config.rs allows lines up to irq::MAX_LINES; the PLIC has fewer sources.
-                return Err(config
-                    .error(format!(
-                        "key `device.irq` of device '{}': line {n} has no PLIC source (the PLIC has sources \
-                         1 to {})",
-                        d.id,
-                        plic::NUM_SOURCES - 1
-                    ))
-                    .into());
-            }
             let plugin = loader::resolve(&d.plugin, PluginKind::Device, search).map_err(|e| {
                 config.error_at(d.plugin_position, format!("key `device.plugin` of device '{}': {e}", d.id))
             })?;
