@@ -111,29 +111,6 @@ fn guest_fault_without_a_trap_handler_stops_with_a_clear_error() {
     );
 }
 
-#[test]
-fn ctrl_c_stops_every_component_and_exits_130() {
-    let dir = scratch("boot-sigint");
-    let toml = write_vm_toml(&dir, &guest("bench"), "interp", UART);
-    let child = std::process::Command::new(vmhost())
-        .args(["run", toml.to_str().unwrap()])
-        .env("RUST_LOG", "info")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
-    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    assert!(kill.success());
-    let out = wait_with_timeout(child, "vmhost after SIGINT");
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(130), "{err}");
-    assert!(!stdout(&out).contains("bench: OK"), "stopped before the guest finished");
-    let engine = err.find("stopped component=interp").expect("engine stopped");
-    let uart = err.find("stopped component=uart0").expect("device stopped");
-    assert!(engine < uart, "{err}");
-}
-
 /// Masks the counter values, which differ between machines and runs.
 fn comparable(console: &str) -> String {
     console
