@@ -160,6 +160,6 @@ fn hostile_elf_files_are_refused_saying_what_is_wrong() {
     for (kernel, what) in cases {
         let (code, err, toml) = boot(&dir, &kernel);
         assert_eq!(code, Some(1), "{err}");
-        assert_eq!(err, format!("vmhost: error: {toml}: key `boot.kernel`: {}: {what}", kernel.display()));
+        assert_eq!(err, format!("vmhost: error: {toml}:{KERNEL_AT}: key `boot.kernel`: {}: {what}", kernel.display()));
     }
 }
