@@ -604,6 +604,23 @@ mod tests {
     }
 
     #[test]
+    fn boot_keys_resolve_against_the_file_and_keep_their_place() {
+        let c = parse(&GOOD.replace(
+            "kernel = \"k.elf\"",
+            "firmware = \"k.elf\"\nkernel = \"k.elf\"\ninitrd = \"k.elf\"\ncmdline = \"a b\"\ndtb = \"k.elf\"",
+        ))
+        .unwrap();
+        let dir = std::env::temp_dir().join("vmhost-config-test");
+        let f = c.boot.firmware.unwrap();
+        assert_eq!((f.path, f.position), (dir.join("k.elf"), (4, 12)));
+        assert_eq!(c.boot.initrd.unwrap().position, (6, 10));
+        assert_eq!(c.boot.dtb.unwrap().position, (8, 7));
+        assert_eq!(c.boot.cmdline.as_deref(), Some("a b"));
+        let c = parse(&GOOD.replace("kernel = ", "firmware = ")).unwrap();
+        assert!(c.boot.kernel.is_none() && c.boot.firmware.is_some());
+    }
+
+    #[test]
     fn duplicate_device_id_is_refused() {
         let twice = format!("{GOOD}[[device]]\nid = \"uart0\"\nplugin = \"serial\"\nbase = 0x10001000\n");
         let e = parse(&twice).unwrap_err();
