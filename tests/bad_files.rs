@@ -160,6 +160,53 @@ fn hostile_elf_files_are_refused_saying_what_is_wrong() {
     for (kernel, what) in cases {
         let (code, err, toml) = boot(&dir, &kernel);
         assert_eq!(code, Some(1), "{err}");
-        assert_eq!(err, format!("vmhost: error: {toml}: key `boot.kernel`: {}: {what}", kernel.display()));
+        assert_eq!(
+            err,
+            format!("vmhost: error: {toml}:{KERNEL_AT}: key `boot.kernel`: {}: {what}", kernel.display())
+        );
+    }
+}
+
+/// `[boot] firmware`, `initrd` and `dtb` get the kernel's checks: FIFO, device, directory and a
+/// huge sparse file are refused from their metadata, at the key, before anything is opened.
+#[test]
+fn firmware_initrd_and_dtb_that_are_not_small_regular_files_are_refused() {
+    let dir = scratch("bad-boot-files");
+    let f = fifo(&dir, "boot.fifo");
+    let big = sparse(&dir, "big.img", 4 << 30);
+    let hello = guest("hello");
+    for (key, file, what) in [
+        ("firmware", f.clone(), format!("{} is a FIFO (named pipe), not a regular file", f.display())),
+        ("initrd", PathBuf::from("/dev/zero"), "/dev/zero is a character device, not a regular file".into()),
+        ("dtb", dir.clone(), format!("{} is a directory, not a regular file", dir.display())),
+        (
+            "initrd",
+            big.clone(),
+            format!(
+                "{} is 4294967296 bytes, larger than RAM (`machine.memory`, 67108864 bytes)",
+                big.display()
+            ),
+        ),
+        (
+            "dtb",
+            big.clone(),
+            format!(
+                "{} is 4294967296 bytes, larger than 2097152 bytes (2 MiB, the most Linux maps)",
+                big.display()
+            ),
+        ),
+    ] {
+        let toml = write_vm_toml(&dir, &hello, "interp", UART);
+        let text = std::fs::read_to_string(&toml).unwrap();
+        let line = format!("{key} = \"{}\"\n", file.display());
+        std::fs::write(&toml, text.replace("[boot]\n", &format!("[boot]\n{line}"))).unwrap();
+        let out = run(&vmhost(), &["run", toml.to_str().unwrap()], &[]);
+        assert_eq!(out.status.code(), Some(1), "{key}");
+        assert!(stdout(&out).is_empty());
+        let col = key.len() + 4;
+        assert_eq!(
+            stderr(&out).trim_end(),
+            format!("vmhost: error: {}:5:{col}: key `boot.{key}`: {what}", toml.display())
+        );
     }
 }

@@ -355,3 +355,54 @@ fn unreadable_file() {
         "vmhost: error: /nonexistent/vm.toml: cannot read the file: No such file or directory (os error 2)"
     );
 }
+
+#[test]
+fn boot_with_nothing_to_boot() {
+    let (code, err, file) = refuse("cfg-boot-empty", &HEAD.replace("kernel = \"hello.elf\"\n", ""));
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "vmhost: error: {file}:3:1: key `boot`: nothing to boot; give `kernel` (started in M-mode), `firmware`, or both"
+        )
+    );
+}
+
+#[test]
+fn initrd_and_cmdline_need_a_kernel() {
+    for (key, value) in [("initrd", "\"hello.elf\""), ("cmdline", "\"console=ttyS0\"")] {
+        let text =
+            HEAD.replace("kernel = \"hello.elf\"", &format!("firmware = \"hello.elf\"\n{key} = {value}"));
+        let (code, err, file) = refuse(&format!("cfg-{key}-alone"), &text);
+        assert_eq!(code, Some(1));
+        let col = key.len() + 4;
+        assert_eq!(
+            err.trim_end(),
+            format!(
+                "vmhost: error: {file}:5:{col}: key `boot.{key}`: only allowed with `boot.kernel`, the stage it is for"
+            )
+        );
+    }
+}
+
+#[test]
+fn boot_keys_are_checked() {
+    let (_, err, file) = refuse("cfg-boot-unknown", &HEAD.replace("[boot]\n", "[boot]\nbios = \"x\"\n"));
+    assert!(
+        err.starts_with(&format!(
+            "vmhost: error: {file}:4:1: unknown key `bios`, expected one of `firmware`, `kernel`, `initrd`, `cmdline`, `dtb`"
+        )),
+        "{err}"
+    );
+    let (_, err, file) = refuse("cfg-boot-cmdline-type", &HEAD.replace("[boot]\n", "[boot]\ncmdline = 3\n"));
+    assert!(
+        err.starts_with(&format!("vmhost: error: {file}:4:11: invalid type: integer `3`, expected a string")),
+        "{err}"
+    );
+    let (_, err, file) =
+        refuse("cfg-boot-cmdline-nul", &HEAD.replace("[boot]\n", "[boot]\ncmdline = \"a\\u0000b\"\n"));
+    assert_eq!(
+        err.trim_end(),
+        format!("vmhost: error: {file}:4:11: key `boot.cmdline`: must not contain a NUL character")
+    );
+}

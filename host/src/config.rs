@@ -38,8 +38,8 @@ pub struct VmConfig {
     pub file: PathBuf,
     /// Guest RAM size in bytes (non-zero, a multiple of 4 KiB).
     pub memory: u64,
-    /// The program to boot (ELF, or a raw image loaded at the start of RAM).
-    pub kernel: PathBuf,
+    /// What to boot: `[boot]`.
+    pub boot: BootConfig,
     /// The engine plugin: a name or a path.
     pub engine: PluginRef,
     /// The engine's own configuration table, as TOML text.
@@ -54,6 +54,31 @@ pub struct VmConfig {
     pub devices: Vec<DeviceConfig>,
     /// Instructions an engine runs before returning to the host's loop.
     pub slice: u64,
+}
+
+/// `[boot]`: the images and boot arguments, as QEMU's `-bios`, `-kernel`, `-initrd`, `-append`
+/// and `-dtb` give them. At least one of `firmware` and `kernel` is there.
+#[derive(Debug, Clone, Default)]
+pub struct BootConfig {
+    /// M-mode firmware (ELF or raw, at RAM base); the hart starts there.
+    pub firmware: Option<BootFile>,
+    /// The next stage after the firmware, or without firmware the program started in M-mode.
+    pub kernel: Option<BootFile>,
+    /// An initial ramdisk, copied raw; only with a kernel.
+    pub initrd: Option<BootFile>,
+    /// The kernel command line (`/chosen/bootargs`); only with a kernel.
+    pub cmdline: Option<String>,
+    /// A device tree blob used instead of the generated one.
+    pub dtb: Option<BootFile>,
+}
+
+/// A file named in `[boot]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootFile {
+    /// The file, resolved against the vm.toml's directory.
+    pub path: PathBuf,
+    /// Where its value is in vm.toml, for errors found when it is loaded.
+    pub position: Position,
 }
 
 /// How a plugin is named in `vm.toml`.
@@ -161,7 +186,16 @@ struct RawMachine {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawBoot {
-    kernel: Spanned<String>,
+    #[serde(default)]
+    firmware: Option<Spanned<String>>,
+    #[serde(default)]
+    kernel: Option<Spanned<String>>,
+    #[serde(default)]
+    initrd: Option<Spanned<String>>,
+    #[serde(default)]
+    cmdline: Option<Spanned<String>>,
+    #[serde(default)]
+    dtb: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -196,6 +230,8 @@ struct RawDevice {
 const MAX_MEMORY: u64 = 64 << 30;
 /// Largest vm.toml read: far above any real machine description.
 const MAX_FILE_SIZE: u64 = 1 << 20;
+/// Largest `[boot] dtb`: Linux maps at most 2 MiB of device tree (`MAX_FDT_SIZE`).
+pub const MAX_DTB_SIZE: u64 = 2 << 20;
 /// Default `[machine] slice`.
 const DEFAULT_SLICE: u64 = 1 << 22;
 
@@ -271,24 +307,60 @@ impl VmConfig {
             None => DEFAULT_SLICE,
         };
 
-        let boot = raw.boot.into_inner();
-        let kernel = resolve(boot.kernel.get_ref());
+        let boot_span = raw.boot.span();
+        let raw_boot = raw.boot.into_inner();
         // Type and size from the metadata alone: opening a FIFO would block, reading a device or
         // a huge sparse file would not end. The loader checks the opened file again.
-        let problem = match std::fs::metadata(&kernel) {
-            Err(e) => Some(format!("cannot read {}: {e}", kernel.display())),
-            Ok(m) => match not_regular(&m) {
-                Some(kind) => Some(format!("{} is {kind}, not a regular file", kernel.display())),
-                None if m.len() > memory => Some(format!(
-                    "{} is {} bytes, larger than RAM (`machine.memory`, {memory} bytes)",
-                    kernel.display(),
-                    m.len()
-                )),
-                None => None,
-            },
+        let file = |key: &str, v: &Option<Spanned<String>>, max: u64, limit: &str| match v {
+            None => Ok(None),
+            Some(v) => {
+                let path = resolve(v.get_ref());
+                let problem = match std::fs::metadata(&path) {
+                    Err(e) => Some(format!("cannot read {}: {e}", path.display())),
+                    Ok(m) => match not_regular(&m) {
+                        Some(kind) => Some(format!("{} is {kind}, not a regular file", path.display())),
+                        None if m.len() > max => {
+                            Some(format!("{} is {} bytes, larger than {limit}", path.display(), m.len()))
+                        }
+                        None => None,
+                    },
+                };
+                match problem {
+                    Some(p) => Err(at(v.span(), format!("key `boot.{key}`: {p}"))),
+                    None => Ok(Some(BootFile { path, position: line_col(text, v.span().start) })),
+                }
+            }
         };
-        if let Some(p) = problem {
-            return Err(at(boot.kernel.span(), format!("key `boot.kernel`: {p}")));
+        let ram_limit = format!("RAM (`machine.memory`, {memory} bytes)");
+        let dtb_limit = format!("{MAX_DTB_SIZE} bytes (2 MiB, the most Linux maps)");
+        let boot = BootConfig {
+            firmware: file("firmware", &raw_boot.firmware, memory, &ram_limit)?,
+            kernel: file("kernel", &raw_boot.kernel, memory, &ram_limit)?,
+            initrd: file("initrd", &raw_boot.initrd, memory, &ram_limit)?,
+            cmdline: raw_boot.cmdline.as_ref().map(|c| c.get_ref().clone()),
+            dtb: file("dtb", &raw_boot.dtb, MAX_DTB_SIZE, &dtb_limit)?,
+        };
+        if boot.firmware.is_none() && boot.kernel.is_none() {
+            return Err(at(
+                boot_span,
+                "key `boot`: nothing to boot; give `kernel` (started in M-mode), `firmware`, or both".into(),
+            ));
+        }
+        // As QEMU: "-initrd only allowed with -kernel option", and the same for -append.
+        if boot.kernel.is_none() {
+            for (key, v) in [("initrd", &raw_boot.initrd), ("cmdline", &raw_boot.cmdline)] {
+                if let Some(v) = v {
+                    return Err(at(
+                        v.span(),
+                        format!("key `boot.{key}`: only allowed with `boot.kernel`, the stage it is for"),
+                    ));
+                }
+            }
+        }
+        if let Some(c) = &raw_boot.cmdline
+            && c.get_ref().contains('\0')
+        {
+            return Err(at(c.span(), "key `boot.cmdline`: must not contain a NUL character".into()));
         }
 
         let engine = raw.engine.into_inner();
@@ -342,7 +414,7 @@ impl VmConfig {
         Ok(VmConfig {
             file: path.to_path_buf(),
             memory,
-            kernel,
+            boot,
             engine: engine_ref,
             engine_config: table_text(engine.config),
             engine_position: line_col(text, engine.plugin.span().start),
@@ -529,6 +601,23 @@ mod tests {
         assert_eq!(e.position, Some((4, 10)));
         assert!(e.message.starts_with("key `boot.kernel`: cannot read "), "{}", e.message);
         assert!(e.message.contains("nope.elf"), "{}", e.message);
+    }
+
+    #[test]
+    fn boot_keys_resolve_against_the_file_and_keep_their_place() {
+        let c = parse(&GOOD.replace(
+            "kernel = \"k.elf\"",
+            "firmware = \"k.elf\"\nkernel = \"k.elf\"\ninitrd = \"k.elf\"\ncmdline = \"a b\"\ndtb = \"k.elf\"",
+        ))
+        .unwrap();
+        let dir = std::env::temp_dir().join("vmhost-config-test");
+        let f = c.boot.firmware.unwrap();
+        assert_eq!((f.path, f.position), (dir.join("k.elf"), (4, 12)));
+        assert_eq!(c.boot.initrd.unwrap().position, (6, 10));
+        assert_eq!(c.boot.dtb.unwrap().position, (8, 7));
+        assert_eq!(c.boot.cmdline.as_deref(), Some("a b"));
+        let c = parse(&GOOD.replace("kernel = ", "firmware = ")).unwrap();
+        assert!(c.boot.kernel.is_none() && c.boot.firmware.is_some());
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! Builds the machine a `vm.toml` describes: RAM, the `virt` board's fixed devices, the device
-//! plugins on the bus, and the guest program in memory.
+//! Builds the machine a `vm.toml` describes: RAM, the `virt` board's fixed devices (boot ROM,
+//! syscon, CLINT, PLIC), the device plugins on the bus, and the boot images in memory, placed as
+//! QEMU 7.2 places them (see [`crate::boot`]).
 
-use crate::bus::{Bus, SharedDevice};
+use crate::bus::{Bus, MmioDevice, SharedDevice};
 use crate::config::{ConfigError, DeviceConfig, VmConfig};
 use crate::devices::{
     clint, clint::Clint, plic, plic::Plic, plugin::PluginDevice, syscon, syscon::PowerState, syscon::Syscon,
@@ -43,6 +44,20 @@ pub struct DeviceSlot {
     pub device: Arc<Mutex<PluginDevice>>,
 }
 
+/// Where the boot images are in RAM.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// The firmware, if any.
+    pub firmware: Option<boot::Image>,
+    /// The kernel, if any.
+    pub kernel: Option<boot::Image>,
+    /// The next stage's address given to the firmware (`fw_dynamic_info.next_addr`): the kernel's
+    /// lowest loaded byte, as QEMU 7.2 gives it, or 0 without a kernel.
+    pub next_addr: u64,
+    /// The initrd, `start..end`.
+    pub initrd: Option<(u64, u64)>,
+}
+
 /// The assembled machine, before any engine runs on it.
 pub struct Machine {
     /// Guest RAM.
@@ -59,10 +74,15 @@ pub struct Machine {
     pub irqs: Arc<IrqState>,
     /// Device plugins, in vm.toml order.
     pub devices: Vec<DeviceSlot>,
-    /// Where the guest starts.
+    /// Where the guest starts: RAM base with firmware (as QEMU's reset vector jumps there), else
+    /// the kernel's entry point.
     pub entry: u64,
     /// Guest address of the device tree blob (passed in `a1`).
     pub dtb_addr: u64,
+    /// What `a2` holds at the start: the `fw_dynamic` information in the boot ROM.
+    pub fw_dynamic_info: u64,
+    /// Where each boot image went.
+    pub layout: Layout,
     /// The device tree blob.
     pub dtb: Vec<u8>,
     /// Rung when something may end a `wfi` wait (a PLIC output rising, a stop request).
@@ -84,7 +104,9 @@ impl Machine {
         let power = PowerState::default();
 
         let mut bus = Bus::new();
-        let fixed: [(u64, u64, &str, SharedDevice); 3] = [
+        let boot_rom = Arc::new(Mutex::new(Rom(Vec::new())));
+        let fixed: [(u64, u64, &str, SharedDevice); 4] = [
+            (boot::MROM_BASE, boot::MROM_SIZE, "mrom", boot_rom.clone()),
             (syscon::BASE, syscon::SIZE, "syscon", Arc::new(Mutex::new(Syscon::new(power.clone())))),
             (clint::BASE, clint::SIZE, "clint", Arc::new(Mutex::new(clint.clone()))),
             (plic::BASE, plic::SIZE, "plic", Arc::new(Mutex::new(plic.clone()))),
@@ -162,13 +184,14 @@ impl Machine {
         // Cannot fail: the slot is set once, here.
         let _ = late_bus.set(Arc::clone(&bus));
 
-        let image = boot::load_kernel(&config.kernel, &ram.view())
-            .map_err(|m| config.error(format!("key `boot.kernel`: {m}")))?;
+        let (layout, placed) = load_images(config, &ram.view())?;
+        let chosen = fdt::Chosen { bootargs: config.boot.cmdline.as_deref(), initrd: layout.initrd };
         let board = fdt::Board {
             ram: (RAM_BASE, config.memory),
             isa: ISA,
             timebase_hz: clint::TIMEBASE_HZ as u32,
             devices: &devices,
+            chosen,
         };
         let dtb =
             fdt::build(&board).map_err(|e| HostError::Other(format!("cannot build the device tree: {e}")))?;
@@ -178,8 +201,13 @@ impl Machine {
             watch.check(&device.0).map_err(|m| config.error_at(d.plugin_position, m))?;
             watch.stop(&mut device.0);
         }
-        let dtb_addr = boot::place_dtb(&ram.view(), image.end, &dtb)
-            .map_err(|m| config.error(format!("key `machine.memory`: {m}")))?;
+        let (dtb, dtb_addr) = place_dtb(config, &ram.view(), dtb, &chosen, placed)?;
+        let entry = match (&layout.firmware, &layout.kernel) {
+            (Some(_), _) => RAM_BASE,
+            (None, Some(k)) => k.entry,
+            (None, None) => unreachable!("the config has a firmware or a kernel"),
+        };
+        lock_rom(&boot_rom).0 = boot::boot_rom(RAM_BASE, dtb_addr, layout.next_addr);
         Ok(Machine {
             ram,
             bus,
@@ -188,13 +216,116 @@ impl Machine {
             power,
             irqs,
             devices,
-            entry: image.entry,
+            entry,
             dtb_addr,
+            fw_dynamic_info: boot::FW_DYNAMIC_INFO_ADDR,
+            layout,
             dtb,
             wake,
             exit_request,
         })
     }
+}
+
+/// Loads firmware, kernel and initrd where QEMU 7.2's `virt_machine_done` puts them.
+fn load_images(
+    config: &VmConfig,
+    ram: &vm_plugin_api::GuestRam,
+) -> Result<(Layout, boot::Placed), ConfigError> {
+    let b = &config.boot;
+    let mut placed = boot::Placed::default();
+    let mut layout = Layout::default();
+    let mut load = |key: &'static str, file: &crate::config::BootFile, raw_at: u64, elf: bool| {
+        let at = |m: String| config.error_at(file.position, format!("key `boot.{key}`: {m}"));
+        let image = boot::load(&boot::Load { key, path: &file.path, raw_at, elf }, ram).map_err(at)?;
+        placed.add(key, image.start, image.end).map_err(at)?;
+        Ok::<_, ConfigError>(image)
+    };
+    // riscv_find_and_load_firmware: an ELF at its addresses, else raw at RAM base.
+    if let Some(f) = &b.firmware {
+        layout.firmware = Some(load("firmware", f, RAM_BASE, true)?);
+    }
+    if let Some(k) = &b.kernel {
+        // riscv_calc_kernel_start_addr, then riscv_load_kernel: the next stage is the lowest
+        // loaded byte of an ELF (not its entry point), or where a raw image went.
+        let firmware_end = layout.firmware.map_or(RAM_BASE, |f| f.end);
+        let kernel = load("kernel", k, boot::kernel_start(firmware_end), true)?;
+        layout.next_addr = kernel.start;
+        layout.kernel = Some(kernel);
+    }
+    if let Some(i) = &b.initrd {
+        let start = boot::initrd_start(layout.next_addr, config.memory);
+        let image = load("initrd", i, start, false).map_err(|mut e| {
+            if e.message.contains("past the end of RAM") {
+                e.message.push_str(" (QEMU puts the initrd at the kernel + min(RAM / 2, 128 MiB))");
+            }
+            e
+        })?;
+        layout.initrd = Some((image.start, image.end));
+    }
+    Ok((layout, placed))
+}
+
+/// Chooses the device tree (the generated one, or `[boot] dtb` with `/chosen` updated) and
+/// copies it where QEMU 7.2's `riscv_load_fdt` puts it. Returns the blob and its address.
+fn place_dtb(
+    config: &VmConfig,
+    ram: &vm_plugin_api::GuestRam,
+    generated: Vec<u8>,
+    chosen: &fdt::Chosen<'_>,
+    mut placed: boot::Placed,
+) -> Result<(Vec<u8>, u64), ConfigError> {
+    let (dtb, reserve, key, position) = match &config.boot.dtb {
+        None => {
+            let reserve = boot::fdt_reserve(None).max(generated.len() as u64);
+            (generated, reserve, "machine.memory", None)
+        }
+        Some(f) => {
+            let at =
+                |m: String| config.error_at(f.position, format!("key `boot.dtb`: {}: {m}", f.path.display()));
+            let blob = crate::config::read_regular_file(&f.path, crate::config::MAX_DTB_SIZE, |size| {
+                format!("{size} bytes, larger than 2 MiB (the most Linux maps)")
+            })
+            .map_err(|m| config.error_at(f.position, format!("key `boot.dtb`: {m}")))?;
+            let reserve = boot::fdt_reserve(Some(blob.len() as u64));
+            let blob = fdt::edit_chosen(&blob, chosen).map_err(at)?;
+            let reserve = reserve.max(blob.len() as u64);
+            (blob, reserve, "boot.dtb", Some(f.position))
+        }
+    };
+    let error = |m: String| match position {
+        Some(p) => config.error_at(p, format!("key `{key}`: {m}")),
+        None => config.error(format!("key `{key}`: {m}")),
+    };
+    let addr = boot::fdt_addr(RAM_BASE, config.memory, reserve).ok_or_else(|| {
+        error(format!(
+            "{} bytes of RAM leave no room for the device tree: it takes {reserve} bytes below the end of RAM",
+            config.memory
+        ))
+    })?;
+    placed.add("device tree", addr, addr + dtb.len() as u64).map_err(error)?;
+    ram.write_bytes(addr, &dtb).ok_or_else(|| error("device tree copy failed".into()))?;
+    Ok((dtb, addr))
+}
+
+/// The boot ROM: read-only bytes; writes are dropped, as on QEMU's ROM regions.
+struct Rom(Vec<u8>);
+
+impl MmioDevice for Rom {
+    fn read(&mut self, offset: u64, size: u8) -> Result<u64, vm_plugin_api::VmError> {
+        let mut bytes = [0u8; 8];
+        for (i, b) in bytes.iter_mut().enumerate().take(size as usize) {
+            *b = usize::try_from(offset + i as u64).ok().and_then(|o| self.0.get(o)).copied().unwrap_or(0);
+        }
+        Ok(u64::from_le_bytes(bytes))
+    }
+    fn write(&mut self, _offset: u64, _value: u64, _size: u8) -> Result<(), vm_plugin_api::VmError> {
+        Ok(())
+    }
+}
+
+fn lock_rom(rom: &Mutex<Rom>) -> std::sync::MutexGuard<'_, Rom> {
+    rom.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn create_device(

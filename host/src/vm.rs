@@ -110,6 +110,7 @@ impl Vm {
         let mut cpu = CpuState { pc: machine.entry, privilege: PRIV_M, ..CpuState::default() };
         cpu.x[10] = 0; // a0: hart id
         cpu.x[11] = machine.dtb_addr; // a1: device tree
+        cpu.x[12] = machine.fw_dynamic_info; // a2: as QEMU's reset vector leaves it
         let activity = Arc::new(Activity::new(Arc::clone(&machine.bus)));
         let vcpu = SharedVcpu::new(VcpuContext {
             hart: Hart::new(0, machine.clint.clone(), machine.plic.hart_lines(0)),
