@@ -151,7 +151,7 @@ fn plugins_listing_shows_truncated_and_fifo_libraries_as_refused() {
     assert_eq!(fields[..5], ["fifo", "?", "?", "?", "refused"], "{text}");
     assert_eq!(
         why.trim_start(),
-        format!("{} cannot be loaded: it is a FIFO, not a regular file", fifo.display())
+        format!("{} cannot be loaded: it is a FIFO (named pipe), not a regular file", fifo.display())
     );
 }
 
@@ -165,7 +165,7 @@ fn a_fifo_as_plugin_is_refused_without_blocking() {
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains(&format!(
-            "key `device.plugin` of device 'dev0': {} cannot be loaded: it is a FIFO, not a regular file",
+            "key `device.plugin` of device 'dev0': {} cannot be loaded: it is a FIFO (named pipe), not a regular file",
             fifo.display()
         )),
         "{err}"
@@ -184,7 +184,7 @@ fn a_fifo_as_plugin_is_refused_without_blocking() {
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(
         err.contains(&format!(
-            "{} cannot be loaded: it is a FIFO, not a regular file; ignoring it",
+            "{} cannot be loaded: it is a FIFO (named pipe), not a regular file; ignoring it",
             serial.display()
         )),
         "{err}"

@@ -42,7 +42,7 @@ pub fn load_kernel(path: &Path, ram: &GuestRam) -> Result<Image, String> {
 /// Loads one boot image.
 pub fn load(what: &Load<'_>, ram: &GuestRam) -> Result<Image, String> {
     let (key, path) = (what.key, what.path);
-    let data = crate::config::read_regular_file(path, ram.size, |size| {
+    let data = crate::files::read_regular_file(path, ram.size, |size| {
         format!(
             "{}: the {key} file is {size} bytes, larger than RAM ({} bytes); give the machine more memory",
             path.display(),

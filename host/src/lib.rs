@@ -12,6 +12,7 @@ pub mod devices;
 pub mod error;
 pub mod events;
 pub mod fdt;
+pub mod files;
 pub mod irq;
 pub mod listing;
 pub mod loader;

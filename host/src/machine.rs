@@ -283,7 +283,7 @@ fn place_dtb(
         Some(f) => {
             let at =
                 |m: String| config.error_at(f.position, format!("key `boot.dtb`: {}: {m}", f.path.display()));
-            let blob = crate::config::read_regular_file(&f.path, crate::config::MAX_DTB_SIZE, |size| {
+            let blob = crate::files::read_regular_file(&f.path, crate::config::MAX_DTB_SIZE, |size| {
                 format!("{size} bytes, larger than 2 MiB (the most Linux maps)")
             })
             .map_err(|m| config.error_at(f.position, format!("key `boot.dtb`: {m}")))?;

@@ -79,8 +79,8 @@ pub(super) fn inspect(path: &Path) -> Result<Build, LoadError> {
     let unloadable = |reason: String| LoadError::Unloadable { path: path.to_path_buf(), reason };
     // The type first, from the directory entry: opening a FIFO for reading would block.
     let meta = std::fs::metadata(path).map_err(missing)?;
-    if !meta.is_file() {
-        return Err(unloadable(format!("it is {}, not a regular file", file_kind(&meta.file_type()))));
+    if let Some(kind) = crate::files::not_regular(&meta) {
+        return Err(unloadable(format!("it is {kind}, not a regular file")));
     }
     if meta.len() > MAX_LIBRARY_BYTES {
         return Err(unloadable(format!(
@@ -111,23 +111,6 @@ pub(super) fn inspect(path: &Path) -> Result<Build, LoadError> {
         Refusal::Bad(reason) => unloadable(reason),
     })?;
     Ok(Build { profile, modified: meta.modified().ok() })
-}
-
-fn file_kind(t: &std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if t.is_dir() {
-        "a directory"
-    } else if t.is_fifo() {
-        "a FIFO"
-    } else if t.is_socket() {
-        "a socket"
-    } else if t.is_char_device() {
-        "a character device"
-    } else if t.is_block_device() {
-        "a block device"
-    } else {
-        "not a file"
-    }
 }
 
 enum Refusal {

@@ -527,7 +527,7 @@ mod tests {
         let e = load_file(&fifo).err().unwrap();
         assert_eq!(
             e.to_string(),
-            format!("{} cannot be loaded: it is a FIFO, not a regular file", fifo.display())
+            format!("{} cannot be loaded: it is a FIFO (named pipe), not a regular file", fifo.display())
         );
         let _ = std::fs::remove_dir_all(&dir);
     }
