@@ -66,6 +66,16 @@ fn isa_edge_cases_pass_on_interp() {
     assert_eq!(out.status.code(), Some(0));
 }
 
+/// The privileged-architecture guest (M, S and U: delegation, xRET, trap CSRs, illegal accesses,
+/// counter enables, S interrupts) prints what QEMU printed for it, recorded in guests/expected.
+#[test]
+fn privileged_guest_matches_the_output_recorded_from_qemu() {
+    let out = boot("boot-priv", "priv", "");
+    let want = std::fs::read_to_string(root().join("guests/expected/priv.out")).unwrap();
+    assert_eq!(stdout(&out).replace('\r', ""), want, "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0));
+}
+
 #[test]
 fn timer_and_software_interrupts_wake_wfi() {
     let out = boot("boot-timer", "timer", "");
@@ -185,6 +195,7 @@ fn guests_behave_as_on_qemu() {
         "irq_wfi",
         "irq_uart",
         "plic",
+        "priv",
     ] {
         let (q, v) = on_qemu_and_vmhost(&qemu, name);
         assert_eq!(comparable(&stdout(&v)), comparable(&stdout(&q)), "{name}: same console output");
