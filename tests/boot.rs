@@ -105,6 +105,31 @@ fn cpu_bound_benchmark_checks_its_own_answers() {
 }
 
 #[test]
+fn delegated_trap_without_an_s_handler_names_stvec() {
+    // A raw image: delegate U ecalls to S, mret into U (MPP is U at reset), ecall; stvec is 0.
+    let words: [u32; 7] = [
+        0x1000_0293, // li t0, 0x100
+        0x3022_9073, // csrw medeleg, t0
+        0x0000_0297, // auipc t0, 0
+        0x0102_8293, // addi t0, t0, 16 (the ecall)
+        0x3412_9073, // csrw mepc, t0
+        0x3020_0073, // mret
+        0x0000_0073, // ecall
+    ];
+    let dir = scratch("boot-raw-stvec");
+    let image = dir.join("raw.bin");
+    std::fs::write(&image, words.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    let toml = write_vm_toml(&dir, &image, "interp", UART);
+    let out = run(&vmhost(), &["run", toml.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim_end(),
+        "vmhost: error: guest exception EcallU at pc 0x80000018 (stval 0x0) with no trap handler: stvec 0x0 is \
+         not in RAM"
+    );
+}
+
+#[test]
 fn guest_fault_without_a_trap_handler_stops_with_a_clear_error() {
     // A raw image (not ELF) loaded at the start of RAM: one all-zero word, an illegal instruction,
     // and mtvec still 0 at reset.
