@@ -66,6 +66,16 @@ fn isa_edge_cases_pass_on_interp() {
     assert_eq!(out.status.code(), Some(0));
 }
 
+/// The privileged-architecture guest (M, S and U: delegation, xRET, trap CSRs, illegal accesses,
+/// counter enables, S interrupts) prints what QEMU printed for it, recorded in guests/expected.
+#[test]
+fn privileged_guest_matches_the_output_recorded_from_qemu() {
+    let out = boot("boot-priv", "priv", "");
+    let want = std::fs::read_to_string(root().join("guests/expected/priv.out")).unwrap();
+    assert_eq!(stdout(&out).replace('\r', ""), want, "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(0));
+}
+
 #[test]
 fn timer_and_software_interrupts_wake_wfi() {
     let out = boot("boot-timer", "timer", "");
@@ -92,6 +102,31 @@ fn cpu_bound_benchmark_checks_its_own_answers() {
     assert!(text.contains("bench: sieve: 78498 primes below 1000000"), "{text}");
     assert!(text.contains("bench: OK"), "{text}\n{}", stderr(&out));
     assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn delegated_trap_without_an_s_handler_names_stvec() {
+    // A raw image: delegate U ecalls to S, mret into U (MPP is U at reset), ecall; stvec is 0.
+    let words: [u32; 7] = [
+        0x1000_0293, // li t0, 0x100
+        0x3022_9073, // csrw medeleg, t0
+        0x0000_0297, // auipc t0, 0
+        0x0102_8293, // addi t0, t0, 16 (the ecall)
+        0x3412_9073, // csrw mepc, t0
+        0x3020_0073, // mret
+        0x0000_0073, // ecall
+    ];
+    let dir = scratch("boot-raw-stvec");
+    let image = dir.join("raw.bin");
+    std::fs::write(&image, words.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    let toml = write_vm_toml(&dir, &image, "interp", UART);
+    let out = run(&vmhost(), &["run", toml.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim_end(),
+        "vmhost: error: guest exception EcallU at pc 0x80000018 (stval 0x0) with no trap handler: stvec 0x0 is \
+         not in RAM"
+    );
 }
 
 #[test]
@@ -162,6 +197,7 @@ fn guests_behave_as_on_qemu() {
         "irq_wfi",
         "irq_uart",
         "plic",
+        "priv",
     ] {
         let (q, v) = on_qemu_and_vmhost(&qemu, name);
         assert_eq!(comparable(&stdout(&v)), comparable(&stdout(&q)), "{name}: same console output");

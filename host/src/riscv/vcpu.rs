@@ -7,7 +7,7 @@
 use crate::activity::Activity;
 use crate::bus::{Bus, BusError};
 use crate::devices::syscon::PowerState;
-use crate::riscv::hart::{Exception, Hart};
+use crate::riscv::hart::{Exception, Hart, PRIV_S, PRIV_U};
 use crate::riscv::helper::Helper;
 use crate::riscv::lower;
 use std::cell::UnsafeCell;
@@ -183,18 +183,31 @@ impl VcpuContext {
                     }
                     HostResult::value(old)
                 }
-                Err(_) => self.exception(cpu, Exception::Illegal, 0),
+                Err(_) => self.illegal(cpu),
             },
-            Helper::Ecall => self.exception(cpu, Exception::EcallM, 0),
-            Helper::Ebreak => self.exception(cpu, Exception::Breakpoint, cpu.pc),
-            Helper::Mret => {
-                self.hart.mret(cpu);
-                // An interrupt that `mret` unmasks is taken before the instruction at `mepc`.
+            Helper::Ecall => {
+                let e = match self.hart.privilege {
+                    PRIV_U => Exception::EcallU,
+                    PRIV_S => Exception::EcallS,
+                    _ => Exception::EcallM,
+                };
+                self.exception(cpu, e, 0)
+            }
+            // tval 0, as QEMU 7.2 (the spec allows the pc or 0).
+            Helper::Ebreak => self.exception(cpu, Exception::Breakpoint, 0),
+            Helper::Mret | Helper::Sret => {
+                let r = if h == Helper::Mret { self.hart.mret(cpu) } else { self.hart.sret(cpu) };
+                if r.is_err() {
+                    return self.illegal(cpu);
+                }
+                // An interrupt that the return unmasks (or that the new privilege may take) is
+                // taken before the instruction at the return address.
                 if let Some(code) = self.hart.interrupt_to_take() {
                     self.hart.take_interrupt(cpu, code);
                 }
                 HostResult::flow(Flow::Redirect)
             }
+            Helper::Wfi if !self.hart.wfi_allowed() => self.illegal(cpu),
             Helper::Wfi => {
                 cpu.pc = cpu.pc.wrapping_add(4);
                 cpu.instret += 1;
@@ -209,10 +222,21 @@ impl VcpuContext {
                     HostResult::flow(Flow::Exit(ExitReason::Wfi))
                 }
             }
-            // No supervisor mode yet: both are illegal on an M-only hart.
-            Helper::Sret | Helper::SfenceVma => self.exception(cpu, Exception::Illegal, 0),
+            Helper::SfenceVma => match self.hart.sfence_vma(a, b) {
+                Ok(()) => HostResult::value(0),
+                Err(_) => self.illegal(cpu),
+            },
             Helper::Illegal => self.exception(cpu, Exception::Illegal, a),
         }
+    }
+
+    /// Illegal instruction raised by a helper (CSR access, xRET, `wfi`, `sfence.vma`), with the
+    /// instruction's bits in tval as QEMU puts them. Every such instruction is 32 bits long and
+    /// was just fetched from RAM at `cpu.pc`, so the bits are read back from there (until
+    /// plugin-api 0.2, when the pc is virtual and the translation carries them).
+    fn illegal(&mut self, cpu: &mut CpuState) -> HostResult {
+        let bits = self.ram.load(cpu.pc, 4).unwrap_or(0);
+        self.exception(cpu, Exception::Illegal, bits)
     }
 
     fn bus_fault(&mut self, cpu: &mut CpuState, e: BusError, kind: Exception, addr: u64) -> HostResult {
@@ -238,10 +262,11 @@ impl VcpuContext {
         let pc = cpu.pc;
         self.hart.raise(cpu, e, tval);
         if self.ram.load(cpu.pc, 2).is_none() {
+            let (name, vector) = self.hart.last_vector();
+            let tval_name = if name == "stvec" { "stval" } else { "mtval" };
             self.error = Some(VmError::other(format!(
-                "guest exception {e:?} at pc {pc:#x} (mtval {tval:#x}) with no trap handler: mtvec {:#x} is not \
-                 in RAM",
-                self.hart.mtvec
+                "guest exception {e:?} at pc {pc:#x} ({tval_name} {tval:#x}) with no trap handler: {name} \
+                 {vector:#x} is not in RAM"
             )));
             return HostResult::flow(Flow::Exit(ExitReason::HostError));
         }
