@@ -167,13 +167,14 @@ impl Plic {
             let seip = if r.best(2 * h + 1).is_some() { MIP_SEIP } else { 0 };
             // Under the lock, so concurrent updates leave the last state, not an older one.
             let old = port.lines.0.swap(meip | seip, Ordering::SeqCst);
-            // Only MEIP can be taken (the hart has no S-mode yet), so only it stops the engine.
-            // The bit is set first: the run loop, clearing the flag before it looks for
-            // interrupts, cannot miss it.
-            if meip & !old != 0 {
+            // A rising MEIP or SEIP may be takeable, so it stops the engine (the run loop decides);
+            // a line change that asserts nothing leaves it running. The bit is set first: the run
+            // loop, clearing the flag before it looks for interrupts, cannot miss it.
+            let rising = (meip | seip) & !old != 0;
+            if rising {
                 port.exit_request.store(1, Ordering::SeqCst);
             }
-            rose |= (meip | seip) & !old != 0;
+            rose |= rising;
         }
         drop(r);
         if rose {
@@ -488,7 +489,10 @@ mod tests {
         p.route(5, 1, s1);
         p.plic.set_level(5, true);
         assert_eq!((p.mip(0), p.mip(1)), (0, MIP_SEIP));
-        assert!(!p.exit_asked(1), "SEIP cannot be taken yet: the engine runs on");
+        assert!(
+            p.exit_asked(1) && !p.exit_asked(0),
+            "a rising SEIP may be takeable: hart 1's engine returns"
+        );
         assert!(p.woken());
         p.route(5, 1, m1);
         assert_eq!(p.mip(1), MIP_MEIP | MIP_SEIP);
