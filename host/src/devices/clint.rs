@@ -72,8 +72,20 @@ impl Clint {
 
     /// (software interrupt pending, timer interrupt pending).
     pub fn pending(&self) -> (bool, bool) {
+        self.pending_of(true)
+    }
+
+    /// Like [`Clint::pending`], reading the clock only if `timer` (the clock read is most of what
+    /// a check costs); without it the timer bit is `false`.
+    pub fn pending_of(&self, timer: bool) -> (bool, bool) {
         let r = self.regs();
-        (r.msip, self.mtime() >= r.mtimecmp)
+        let mtip = timer
+            && match r.mtimecmp {
+                0 => true,
+                u64::MAX => false,
+                cmp => self.mtime() >= cmp,
+            };
+        (r.msip, mtip)
     }
 
     /// The host instant at which the timer interrupt becomes pending, if it is armed.

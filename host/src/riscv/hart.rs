@@ -184,7 +184,13 @@ impl Hart {
 
     /// Current `mip`.
     pub fn mip(&self) -> u64 {
-        let (msip, mtip) = self.clint.pending();
+        self.mip_of(u64::MAX)
+    }
+
+    /// `mip`, computed only as far as `wanted` needs (the timer bit costs a clock read): bits
+    /// outside `wanted` may read as 0.
+    fn mip_of(&self, wanted: u64) -> u64 {
+        let (msip, mtip) = self.clint.pending_of(wanted & MIP_MTIP != 0);
         (if msip { MIP_MSIP } else { 0 })
             | (if mtip { MIP_MTIP } else { 0 })
             | self.external.bits()
@@ -199,19 +205,23 @@ impl Hart {
     /// Interrupts pending and enabled in `mie`, whatever the global enables and delegation say
     /// (what wakes `wfi`).
     pub fn wake_pending(&self) -> bool {
-        self.mip() & self.mie != 0
+        self.mie != 0 && self.mip_of(self.mie) & self.mie != 0
     }
 
     /// The interrupt to take now, if any. Non-delegated (M-level) interrupts are taken below M
     /// always and in M when MIE is set; delegated (S-level) ones in U always, in S when SIE is
     /// set, never in M. M-level ones come first, then each level by [`PRIORITY`].
     pub fn interrupt_to_take(&self) -> Option<u64> {
-        let pending = self.mip() & self.mie;
-        if pending == 0 {
-            return None;
-        }
         let m_on = self.privilege < PRIV_M || self.mstatus & MSTATUS_MIE != 0;
         let s_on = self.privilege < PRIV_S || (self.privilege == PRIV_S && self.mstatus & MSTATUS_SIE != 0);
+        // What could be taken decides what must be looked at: this runs after every CSR write,
+        // `xret` and device store, mostly with nothing takeable (inside a handler).
+        let takeable =
+            self.mie & ((if m_on { !self.mideleg } else { 0 }) | (if s_on { self.mideleg } else { 0 }));
+        if takeable == 0 {
+            return None;
+        }
+        let pending = self.mip_of(takeable) & takeable;
         let m_level = if m_on { pending & !self.mideleg } else { 0 };
         let s_level = if s_on { pending & self.mideleg } else { 0 };
         let first = |set: u64| PRIORITY.into_iter().find(|&code| set & (1 << code) != 0);
