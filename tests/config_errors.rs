@@ -28,7 +28,7 @@ fn unknown_key() {
     assert_eq!(code, Some(1));
     assert!(
         err.starts_with(&format!(
-            "vmhost: error: {file}:3:1: unknown key `memroy`, expected `memory` or `slice`"
+            "vmhost: error: {file}:3:1: unknown key `memroy`, expected one of `memory`, `slice`, `clock`"
         )),
         "{err}"
     );
@@ -404,5 +404,18 @@ fn boot_keys_are_checked() {
     assert_eq!(
         err.trim_end(),
         format!("vmhost: error: {file}:4:11: key `boot.cmdline`: must not contain a NUL character")
+    );
+}
+
+#[test]
+fn unknown_clock_is_refused() {
+    let text = HEAD.replace("memory = \"64M\"", "memory = \"64M\"\nclock = \"wall\"");
+    let (code, err, file) = refuse("cfg-clock", &text);
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "vmhost: error: {file}:3:9: key `machine.clock`: `wall` is not a clock; use \"host\" or \"instructions\""
+        )
     );
 }

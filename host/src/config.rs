@@ -55,6 +55,19 @@ pub struct VmConfig {
     pub devices: Vec<DeviceConfig>,
     /// Instructions an engine runs before returning to the host's loop.
     pub slice: u64,
+    /// What `mtime` counts.
+    pub clock: ClockConfig,
+}
+
+/// `[machine] clock`: what drives the guest's `mtime`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClockConfig {
+    /// 10 MHz from the host's monotonic clock (the default, as QEMU).
+    #[default]
+    Host,
+    /// From instructions retired (and time skipped while the hart waits for its timer), so the
+    /// same guest with the same input gives the same run, as QEMU's `-icount`.
+    Instructions,
 }
 
 /// `[boot]`: the images and boot arguments, as QEMU's `-bios`, `-kernel`, `-initrd`, `-append`
@@ -182,6 +195,8 @@ struct RawMachine {
     memory: Spanned<toml::Value>,
     #[serde(default)]
     slice: Option<Spanned<u64>>,
+    #[serde(default)]
+    clock: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -307,6 +322,21 @@ impl VmConfig {
             Some(s) => s.into_inner(),
             None => DEFAULT_SLICE,
         };
+        let clock = match machine.clock {
+            None => ClockConfig::Host,
+            Some(c) => match c.get_ref().as_str() {
+                "host" => ClockConfig::Host,
+                "instructions" => ClockConfig::Instructions,
+                other => {
+                    return Err(at(
+                        c.span(),
+                        format!(
+                            "key `machine.clock`: `{other}` is not a clock; use \"host\" or \"instructions\""
+                        ),
+                    ));
+                }
+            },
+        };
 
         let boot_span = raw.boot.span();
         let raw_boot = raw.boot.into_inner();
@@ -423,6 +453,7 @@ impl VmConfig {
             plugin_path: raw.plugins.path.iter().map(|p| resolve(p.get_ref())).collect(),
             devices,
             slice,
+            clock,
         })
     }
 

@@ -3,7 +3,7 @@
 //! QEMU 7.2 places them (see [`crate::boot`]).
 
 use crate::bus::{Bus, MmioDevice, SharedDevice};
-use crate::config::{ConfigError, DeviceConfig, VmConfig};
+use crate::config::{ClockConfig, ConfigError, DeviceConfig, VmConfig};
 use crate::devices::{
     clint, clint::Clint, plic, plic::Plic, plugin::PluginDevice, syscon, syscon::PowerState, syscon::Syscon,
 };
@@ -100,7 +100,10 @@ impl Machine {
         // One hart, so one exit-request flag; hart h has PLIC contexts 2h (M) and 2h + 1 (S).
         let plic = Plic::new(&[Arc::clone(&exit_request)], Arc::clone(&wake));
         let irqs = Arc::new(IrqState::new(plic.clone(), events.clone()));
-        let clint = Clint::new();
+        let clint = match config.clock {
+            ClockConfig::Host => Clint::new(),
+            ClockConfig::Instructions => Clint::virtual_time(Arc::clone(&exit_request)),
+        };
         let power = PowerState::default();
 
         let mut bus = Bus::new();

@@ -120,6 +120,7 @@ impl Vm {
             error: None,
             exit_request: Arc::clone(&machine.exit_request),
             activity: Arc::clone(&activity),
+            clint: machine.clint.clone(),
         });
         let mut vm = Vm {
             machine,
@@ -410,6 +411,7 @@ impl HartLoop {
                 return Ok(Outcome::Paused);
             }
             self.exit_request.store(0, Ordering::SeqCst);
+            self.clint.observe_instret(instret);
             {
                 // SAFETY: no engine run is in flight.
                 let ctx = unsafe { self.vcpu.get() };
@@ -417,7 +419,10 @@ impl HartLoop {
                     ctx.hart.take_interrupt(cpu, code);
                 }
             }
+            // With the instruction clock the slice ends at the timer's deadline, so the interrupt
+            // comes at the same instruction in every run.
             let budget = self.slice.min(limit - instret);
+            let budget = self.clint.instructions_to_deadline().map_or(budget, |n| budget.min(n));
             let host = self.vcpu.host_calls();
             *runs += 1;
             let r = if is_async {
@@ -446,8 +451,13 @@ impl HartLoop {
     fn wait_for_interrupt(&self) {
         loop {
             // SAFETY: no engine run is in flight.
-            if self.stop.load(Ordering::SeqCst) || unsafe { self.vcpu.get() }.hart.wake_pending() {
+            let hart = &unsafe { self.vcpu.get() }.hart;
+            if self.stop.load(Ordering::SeqCst) || hart.wake_pending() {
                 return;
+            }
+            // With the instruction clock, sleeping until the timer is skipping to it.
+            if hart.mie & crate::riscv::csr::MIP_MTIP != 0 && self.clint.skip_to_deadline() {
+                continue;
             }
             let wake = Arc::clone(&self.wake);
             // A deadline already past cannot wake the hart (its interrupt is masked): waiting on

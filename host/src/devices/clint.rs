@@ -1,5 +1,10 @@
-//! The core-local interruptor (`sifive,clint0`): `mtime` at 10 MHz from the host's monotonic clock,
-//! one hart's `mtimecmp` and `msip`.
+//! The core-local interruptor (`sifive,clint0`): `mtime` at 10 MHz, one hart's `mtimecmp` and
+//! `msip`.
+//!
+//! `mtime` comes from the host's monotonic clock, or, for runs that must repeat exactly, from the
+//! hart's instructions retired ([`Clint::virtual_time`], QEMU's `-icount` idea): one tick per
+//! [`INSNS_PER_TICK`] instructions, plus the time skipped while the hart sleeps in `wfi` until its
+//! timer (nothing else could wake it sooner without outside input).
 //!
 //! Its register windows take what QEMU's `virt` CLINT takes: `msip` only aligned 4-byte accesses,
 //! `mtimecmp`/`mtime` aligned 4- or 8-byte ones, and nothing answers past `mtime` (0xc000..).
@@ -8,6 +13,7 @@
 //! [`Clint::deadline`] for when to wake the hart or interrupt the engine.
 
 use crate::bus::{Access, MmioDevice, Window};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use vm_plugin_api::VmError;
@@ -18,6 +24,9 @@ pub const BASE: u64 = 0x200_0000;
 pub const SIZE: u64 = 0x1_0000;
 /// `mtime` frequency (the device tree's `timebase-frequency`).
 pub const TIMEBASE_HZ: u64 = 10_000_000;
+
+/// With the instruction clock: 100 instructions per 100 ns tick, one instruction per nanosecond.
+pub const INSNS_PER_TICK: u64 = 100;
 
 const MSIP: u64 = 0x0;
 const MTIMECMP: u64 = 0x4000;
@@ -35,10 +44,28 @@ struct Regs {
     mtimecmp: u64,
 }
 
+/// What `mtime` counts.
+#[derive(Clone)]
+enum Clock {
+    /// Host time since this instant.
+    Host(Instant),
+    /// Instructions retired and time skipped.
+    Instructions(Arc<VirtualTime>),
+}
+
+/// The instruction clock's state: what the hart last reported, and the ticks skipped in `wfi`.
+struct VirtualTime {
+    instret: AtomicU64,
+    skipped: AtomicU64,
+    /// Raised when `mtimecmp` changes, so the run loop re-plans the engine's budget to end at the
+    /// new deadline.
+    exit_request: Arc<AtomicU32>,
+}
+
 /// CLINT state shared by the bus device and the hart.
 #[derive(Clone)]
 pub struct Clint {
-    start: Instant,
+    clock: Clock,
     regs: Arc<Mutex<Regs>>,
     /// Woken when `mtimecmp` changes, so the timer watcher can re-plan its wake-up.
     changed: Arc<tokio::sync::Notify>,
@@ -51,10 +78,21 @@ impl Default for Clint {
 }
 
 impl Clint {
-    /// A CLINT whose `mtime` starts at 0 now.
+    /// A CLINT whose `mtime` starts at 0 now and follows the host's clock.
     pub fn new() -> Clint {
+        Self::with_clock(Clock::Host(Instant::now()))
+    }
+
+    /// A CLINT whose `mtime` follows the hart's instructions retired (reported through
+    /// [`Clint::observe_instret`]); `exit_request` is raised when `mtimecmp` changes.
+    pub fn virtual_time(exit_request: Arc<AtomicU32>) -> Clint {
+        let time = VirtualTime { instret: AtomicU64::new(0), skipped: AtomicU64::new(0), exit_request };
+        Self::with_clock(Clock::Instructions(Arc::new(time)))
+    }
+
+    fn with_clock(clock: Clock) -> Clint {
         Clint {
-            start: Instant::now(),
+            clock,
             regs: Arc::new(Mutex::new(Regs { msip: false, mtimecmp: u64::MAX })),
             changed: Arc::new(tokio::sync::Notify::new()),
         }
@@ -66,8 +104,53 @@ impl Clint {
 
     /// Current `mtime`.
     pub fn mtime(&self) -> u64 {
-        let ns = self.start.elapsed().as_nanos();
-        (ns * TIMEBASE_HZ as u128 / 1_000_000_000) as u64
+        match &self.clock {
+            Clock::Host(start) => {
+                let ns = start.elapsed().as_nanos();
+                (ns * TIMEBASE_HZ as u128 / 1_000_000_000) as u64
+            }
+            Clock::Instructions(t) => {
+                t.instret.load(Ordering::Relaxed) / INSNS_PER_TICK + t.skipped.load(Ordering::Relaxed)
+            }
+        }
+    }
+
+    /// Whether `mtime` follows instructions retired.
+    pub fn is_virtual(&self) -> bool {
+        matches!(self.clock, Clock::Instructions(_))
+    }
+
+    /// The hart's instructions retired so far (exact at every host call); moves the instruction
+    /// clock. Nothing with the host clock.
+    #[inline]
+    pub fn observe_instret(&self, instret: u64) {
+        if let Clock::Instructions(t) = &self.clock {
+            t.instret.store(instret, Ordering::Relaxed);
+        }
+    }
+
+    /// With the instruction clock: how many more instructions until the timer interrupt becomes
+    /// pending, if it is armed and not pending yet. `None` with the host clock.
+    pub fn instructions_to_deadline(&self) -> Option<u64> {
+        let Clock::Instructions(t) = &self.clock else { return None };
+        let cmp = self.regs().mtimecmp;
+        let skipped = t.skipped.load(Ordering::Relaxed);
+        let at = cmp.checked_sub(skipped)?.checked_mul(INSNS_PER_TICK)?;
+        at.checked_sub(t.instret.load(Ordering::Relaxed)).filter(|&n| n > 0)
+    }
+
+    /// With the instruction clock, a hart that sleeps until its timer skips the time in between:
+    /// `mtime` jumps to `mtimecmp`. Returns whether it did (`false` with the host clock, or with no
+    /// deadline ahead).
+    pub fn skip_to_deadline(&self) -> bool {
+        let Clock::Instructions(t) = &self.clock else { return false };
+        let cmp = self.regs().mtimecmp;
+        let now = self.mtime();
+        if cmp == u64::MAX || cmp <= now {
+            return false;
+        }
+        t.skipped.fetch_add(cmp - now, Ordering::Relaxed);
+        true
     }
 
     /// (software interrupt pending, timer interrupt pending).
@@ -88,14 +171,16 @@ impl Clint {
         (r.msip, mtip)
     }
 
-    /// The host instant at which the timer interrupt becomes pending, if it is armed.
+    /// The host instant at which the timer interrupt becomes pending, if it is armed and `mtime`
+    /// follows the host's clock.
     pub fn deadline(&self) -> Option<Instant> {
+        let Clock::Host(start) = &self.clock else { return None };
         let cmp = self.regs().mtimecmp;
         if cmp == u64::MAX {
             return None;
         }
         let ns = (cmp as u128 * 1_000_000_000).div_ceil(TIMEBASE_HZ as u128);
-        Some(self.start + Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX)))
+        Some(*start + Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX)))
     }
 
     /// Notified whenever the guest changes `mtimecmp`.
@@ -138,6 +223,9 @@ impl MmioDevice for Clint {
                 drop(r);
                 // Only the deadline needs re-planning; `msip` is read where it matters.
                 self.changed.notify_one();
+                if let Clock::Instructions(t) = &self.clock {
+                    t.exit_request.store(1, Ordering::SeqCst);
+                }
             }
             // mtime is read-only here: the host clock drives it.
             _ => {}

@@ -6,6 +6,7 @@
 
 use crate::activity::Activity;
 use crate::bus::{Bus, BusError};
+use crate::devices::clint::Clint;
 use crate::devices::syscon::PowerState;
 use crate::riscv::hart::{Exception, Hart, PRIV_S, PRIV_U};
 use crate::riscv::helper::Helper;
@@ -33,6 +34,8 @@ pub struct VcpuContext {
     pub exit_request: Arc<AtomicU32>,
     /// Where a device access in progress is recorded.
     pub activity: Arc<Activity>,
+    /// The timer, told the instructions retired at every host call (the instruction clock).
+    pub clint: Clint,
 }
 
 /// A [`VcpuContext`] shared with the thread an engine runs on.
@@ -116,6 +119,7 @@ unsafe extern "C" fn translate(ctx: *mut c_void, cpu: &mut CpuState, pc: u64) ->
 
 unsafe extern "C" fn load(ctx: *mut c_void, cpu: &mut CpuState, addr: u64, size: u8) -> HostResult {
     contained(ctx, |c| {
+        c.clint.observe_instret(cpu.instret);
         c.activity.mmio_begin(addr);
         let r = c.bus.read(addr, size);
         c.activity.mmio_end();
@@ -134,6 +138,7 @@ unsafe extern "C" fn store(
     value: u64,
 ) -> HostResult {
     contained(ctx, |c| {
+        c.clint.observe_instret(cpu.instret);
         c.activity.mmio_begin(addr);
         let r = c.bus.write(addr, size, value);
         c.activity.mmio_end();
@@ -165,7 +170,10 @@ unsafe extern "C" fn store(
 }
 
 unsafe extern "C" fn helper(ctx: *mut c_void, cpu: &mut CpuState, id: u32, a: u64, b: u64) -> HostResult {
-    contained(ctx, |c| c.helper(cpu, id, a, b))
+    contained(ctx, |c| {
+        c.clint.observe_instret(cpu.instret);
+        c.helper(cpu, id, a, b)
+    })
 }
 
 impl VcpuContext {
