@@ -297,6 +297,8 @@ pub(crate) struct EngineAdapter<E: Engine> {
     engine: Arc<Mutex<E>>,
     tracker: Tracker,
     events: Events,
+    /// Where `run_async` runs the engine: one thread for all its runs.
+    worker: crate::oneshot::Worker,
 }
 
 impl<E: Engine> EngineAdapter<E> {
@@ -306,6 +308,7 @@ impl<E: Engine> EngineAdapter<E> {
             engine: Arc::new(Mutex::new(engine)),
             tracker: Tracker::new(format!("engine '{name}'")),
             events,
+            worker: crate::oneshot::Worker::default(),
         }
     }
 
@@ -380,7 +383,7 @@ impl<E: Engine> FfiEngine for EngineAdapter<E> {
     fn run_async(&mut self, job: AsyncRun) -> FfiFuture<AsyncRunDone> {
         let engine = Arc::clone(&self.engine);
         let label = format!("engine '{}' run_async", self.name);
-        crate::oneshot::spawn_thread(move || {
+        self.worker.run(move || {
             let AsyncRun { mut cpu, host, budget } = job;
             let result = guard(&label, || lock(&engine).run(&mut cpu, &host, budget)).into();
             AsyncRunDone { cpu, result }
