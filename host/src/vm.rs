@@ -269,9 +269,12 @@ impl Vm {
     /// The hart's loop runs on a dedicated vCPU thread for the whole call, so an engine exit (an
     /// interrupt, `wfi`, a slice's end) costs a trip round that loop, not a task hand-off.
     pub async fn run_until(&mut self, limit: u64) -> Result<Outcome, HostError> {
+        let (Some(slot), Some(cpu)) = (self.engine.take(), self.cpu.take()) else {
+            return Err(HostError::Other(
+                "the guest was lost by an earlier run; the VM cannot run again".into(),
+            ));
+        };
         let watcher = self.spawn_timer_watcher();
-        let slot = self.engine.take().expect("engine present between runs");
-        let cpu = self.cpu.take().expect("CPU state present between runs");
         let hart = HartLoop {
             vcpu: Arc::clone(&self.vcpu),
             power: self.machine.power.clone(),
@@ -283,15 +286,27 @@ impl Vm {
             slice: self.slice,
             runtime: tokio::runtime::Handle::current(),
         };
+        // The guest goes to the thread once it runs, so a thread that cannot start loses nothing.
+        let (guest_tx, guest_rx) = std::sync::mpsc::channel::<(EngineSlot, RBox<CpuState>)>();
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let spawned = std::thread::Builder::new().name("vcpu0".into()).spawn(move || {
-            let (mut slot, mut cpu, mut runs) = (slot, cpu, 0);
+            let Ok((mut slot, mut cpu)) = guest_rx.recv() else { return };
+            let mut runs = 0;
             let r = hart.run(&mut slot, &mut cpu, limit, &mut runs);
             let _ = done_tx.send((slot, cpu, runs, r));
         });
-        let r = match spawned {
-            Err(e) => Err(HostError::Other(format!("cannot start the vCPU thread: {e}"))),
-            Ok(_) => match done_rx.await {
+        let handed = match spawned {
+            Ok(_) => guest_tx.send((slot, cpu)).map_err(|std::sync::mpsc::SendError(g)| (g, None)),
+            Err(e) => Err(((slot, cpu), Some(e))),
+        };
+        let r = match handed {
+            Err(((slot, cpu), e)) => {
+                self.engine = Some(slot);
+                self.cpu = Some(cpu);
+                let why = e.map_or_else(|| "it ended at once".to_string(), |e| e.to_string());
+                Err(HostError::Other(format!("cannot start the vCPU thread: {why}")))
+            }
+            Ok(()) => match done_rx.await {
                 Ok((slot, cpu, runs, r)) => {
                     self.engine = Some(slot);
                     self.cpu = Some(cpu);
