@@ -159,15 +159,6 @@ fn comparable(console: &str) -> String {
         .join("\n")
 }
 
-fn qemu() -> Option<std::path::PathBuf> {
-    let q = std::env::var_os("PATH")
-        .and_then(|p| std::env::split_paths(&p).map(|d| d.join("qemu-system-riscv64")).find(|q| q.exists()));
-    if q.is_none() {
-        eprintln!("skipped: qemu-system-riscv64 is not installed (scripts/install-deps.sh --with-qemu)");
-    }
-    q
-}
-
 /// Guest `name` on QEMU and on vmhost: (QEMU's run, vmhost's run).
 fn on_qemu_and_vmhost(qemu: &std::path::Path, name: &str) -> (std::process::Output, std::process::Output) {
     let q = std::process::Command::new(qemu)

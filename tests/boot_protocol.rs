@@ -223,15 +223,6 @@ fn registers_info_and_chosen_match_qemu() {
     }
 }
 
-fn qemu() -> Option<PathBuf> {
-    let q = std::env::var_os("PATH")
-        .and_then(|p| std::env::split_paths(&p).map(|d| d.join("qemu-system-riscv64")).find(|q| q.exists()));
-    if q.is_none() {
-        eprintln!("skipped: qemu-system-riscv64 is not installed (scripts/install-deps.sh --with-qemu)");
-    }
-    q
-}
-
 /// A minimal RV64 ELF executable: one PT_LOAD of `code` at `paddr`, entry `entry`.
 fn elf(paddr: u64, entry: u64, code: &[u8]) -> Vec<u8> {
     let mut e = vec![0u8; 120];

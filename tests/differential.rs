@@ -98,10 +98,6 @@ fn program(seed: u64, n: usize) -> String {
     text + DUMP
 }
 
-fn which(tool: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(tool)).find(|p| p.exists())
-}
-
 fn assemble(gcc: &Path, dir: &Path, name: &str, source: &str) -> PathBuf {
     let src = dir.join(format!("{name}.S"));
     let elf = dir.join(format!("{name}.elf"));

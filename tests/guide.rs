@@ -95,8 +95,3 @@ fn the_plugin_guide_builds_boots_and_shows_its_node() {
     let node = &node[..node.find("};").unwrap()];
     assert!(node.contains("interrupts = <0x0b>;") && node.contains("interrupt-parent = <"), "{node}");
 }
-
-fn which(tool: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH")
-        .and_then(|p| std::env::split_paths(&p).map(|d| d.join(tool)).find(|t| t.exists()))
-}

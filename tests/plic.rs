@@ -156,11 +156,6 @@ int main(void)
 }
 "#;
 
-fn which(tool: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH")
-        .and_then(|p| std::env::split_paths(&p).map(|d| d.join(tool)).find(|t| t.exists()))
-}
-
 /// Builds [`RX_GUEST`] with `define`, boots it with stdin as the UART's input and the slice given,
 /// sends a byte once it waits, and returns its console output and exit code.
 fn rx_through_stdin(name: &str, define: &str, slice: u64) -> Option<(String, Option<i32>)> {

@@ -201,3 +201,17 @@ pub fn patch_file(file: &Path, from: &str, to: &str) {
     assert!(text.contains(from), "{} does not contain {from:?}", file.display());
     std::fs::write(file, text.replacen(from, to, 1)).expect("write patched file");
 }
+
+/// `tool` on `$PATH`, if installed.
+pub fn which(tool: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(tool)).find(|p| p.exists())
+}
+
+/// `qemu-system-riscv64`, or `None` with a printed reason (the tests that compare with it skip).
+pub fn qemu() -> Option<PathBuf> {
+    let q = which("qemu-system-riscv64");
+    if q.is_none() {
+        eprintln!("skipped: qemu-system-riscv64 is not installed (scripts/install-deps.sh --with-qemu)");
+    }
+    q
+}

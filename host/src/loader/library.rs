@@ -7,7 +7,6 @@ use super::LoadError;
 use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader, Sym};
 use std::fmt;
-use std::io::Read;
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -88,21 +87,11 @@ pub(super) fn inspect(path: &Path) -> Result<Build, LoadError> {
             meta.len()
         )));
     }
-    // O_NONBLOCK and a second type check: the path may have been replaced since.
-    let file = {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path).map_err(missing)?
+    // Opened non-blocking and checked again (the path may have been replaced since), read capped.
+    let too_large = |size| {
+        format!("it is {size} bytes, more than the {MAX_LIBRARY_BYTES} bytes a plugin library may have")
     };
-    if !file.metadata().map_err(missing)?.is_file() {
-        return Err(unloadable("it is not a regular file".into()));
-    }
-    let mut data = Vec::new();
-    file.take(MAX_LIBRARY_BYTES + 1).read_to_end(&mut data).map_err(missing)?;
-    if data.len() as u64 > MAX_LIBRARY_BYTES {
-        return Err(unloadable(format!(
-            "it is more than the {MAX_LIBRARY_BYTES} bytes a plugin library may have"
-        )));
-    }
+    let data = crate::files::read_regular_file(path, MAX_LIBRARY_BYTES, too_large).map_err(unloadable)?;
     let profile = check_library(&data).map_err(|e| match e {
         Refusal::NotElf => LoadError::NotAPlugin {
             path: path.to_path_buf(),
