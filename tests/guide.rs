@@ -1,7 +1,6 @@
 //! docs/writing-plugins.md works as written: its device plugin, its vm.toml and its guest, taken
 //! from the page's code blocks, build, boot and answer, and the device tree shows the node.
 
-use std::path::Path;
 use std::process::Command;
 use vm_tests::*;
 
@@ -14,25 +13,6 @@ fn block(doc: &str, lang: &str, start: &str) -> String {
         .find(|b| b.starts_with(start))
         .unwrap_or_else(|| panic!("docs/writing-plugins.md has no ```{lang} block starting with {start:?}"))
         .to_string()
-}
-
-/// Builds the crate at `dir` (in the fixtures' shared target directory, so dependencies are built
-/// once) and puts the library where the guide's vm.toml looks: `dir/target/release`.
-fn build_plugin(dir: &Path) -> std::path::PathBuf {
-    let target = build_dir().parent().expect("target dir").join("fixtures/target");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .current_dir(dir)
-        .args(["build", "--release", "--target-dir"])
-        .arg(&target)
-        .output()
-        .expect("run cargo");
-    assert!(out.status.success(), "building the guide's plugin:\n{}", String::from_utf8_lossy(&out.stderr));
-    let release = dir.join("target/release");
-    std::fs::create_dir_all(&release).unwrap();
-    let so = release.join("libvmhost_mydev.so");
-    std::fs::copy(target.join("release/libvmhost_mydev.so"), &so).expect("copy the library");
-    so
 }
 
 #[test]
@@ -53,7 +33,8 @@ fn the_plugin_guide_builds_boots_and_shows_its_node() {
     std::fs::write(crate_dir.join("Cargo.toml"), manifest).unwrap();
     std::fs::write(crate_dir.join("src/lib.rs"), block(&doc, "rust", "use serde::Deserialize;")).unwrap();
     std::fs::copy(root().join("Cargo.lock"), crate_dir.join("Cargo.lock")).unwrap();
-    assert!(build_plugin(&crate_dir).exists());
+    // Where the guide's vm.toml looks: its `[plugins] path`.
+    build_plugin_crate(&crate_dir, &crate_dir.join("target/release"));
 
     // The guest, compiled with the guide's command line, in a folder beside the crate.
     let test_dir = dir.join("test");

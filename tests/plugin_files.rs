@@ -264,25 +264,6 @@ fn listing_and_load_log_show_build_profile_and_modification_time() {
     assert!(err.contains("days ago)"), "{err}");
 }
 
-fn target_root() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create dir");
-    for e in std::fs::read_dir(from).expect("read dir") {
-        let e = e.expect("dir entry");
-        if e.file_name() == "target" || e.file_name() == "Cargo.lock" {
-            continue;
-        }
-        if e.file_type().expect("file type").is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).expect("copy file");
-        }
-    }
-}
-
 /// Fixture builds write one shared target dir: one at a time, each copied out before the next.
 static FIXTURES: Mutex<()> = Mutex::new(());
 
@@ -297,23 +278,7 @@ fn scratch_variant(key: &str, edit: fn(&Path)) -> PathBuf {
     patch_file(&src.join("Cargo.toml"), "path = \"../../plugin-api\"", &api);
     std::fs::copy(root().join("Cargo.lock"), src.join("Cargo.lock")).expect("copy Cargo.lock");
     edit(&src);
-    let target = target_root().join("fixtures/target");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .current_dir(&src)
-        .args(["build", "--release", "--target-dir"])
-        .arg(&target)
-        .output()
-        .expect("run cargo");
-    assert!(out.status.success(), "building fixture {key}:\n{}", String::from_utf8_lossy(&out.stderr));
-    let manifest = std::fs::read_to_string(src.join("Cargo.toml")).unwrap();
-    let lib =
-        manifest.lines().find_map(|l| l.strip_prefix("name = \"vmhost_")).unwrap().trim_end_matches('"');
-    let file = format!("libvmhost_{lib}.so");
-    let dir = target_root().join("fixtures/out").join(key);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(target.join("release").join(&file), dir.join(&file)).expect("copy fixture .so");
-    dir.join(file)
+    build_plugin_crate(&src, &target_root().join("fixtures/out").join(key))
 }
 
 #[test]

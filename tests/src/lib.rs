@@ -11,7 +11,8 @@ pub fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
 }
 
-fn target_root() -> PathBuf {
+/// The cargo target directory the tests build in.
+pub fn target_root() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
 }
 
@@ -158,27 +159,13 @@ pub fn build_out_of_tree(key: &str, crate_dir: &str, patch: Option<ApiPatch>) ->
     copy_dir(&root().join(crate_dir), &crate_copy);
     let lock = root().join("Cargo.lock");
     std::fs::copy(&lock, crate_copy.join("Cargo.lock")).expect("copy Cargo.lock");
-    // One target dir for every fixture: dependencies are compiled once.
-    let target = target_root().join("fixtures/target");
-    let mut cmd = cargo();
-    cmd.current_dir(&crate_copy).args(["build", "--release", "--target-dir"]).arg(&target);
-    run_cargo(cmd, &format!("fixture {key}"));
-    let manifest = std::fs::read_to_string(crate_copy.join("Cargo.toml")).expect("read fixture manifest");
-    let lib = manifest
-        .lines()
-        .find_map(|l| l.strip_prefix("name = \"vmhost_").map(|r| r.trim_end_matches('"').to_string()))
-        .expect("fixture [lib] name starts with vmhost_");
-    let built_so = target.join("release").join(format!("libvmhost_{lib}.so"));
-    // Each variant gets its own directory: a library path is loaded once per process.
-    let out = target_root().join("fixtures/out").join(key);
-    std::fs::create_dir_all(&out).expect("create fixture output dir");
-    let so = out.join(format!("libvmhost_{lib}.so"));
-    std::fs::copy(&built_so, &so).expect("copy fixture .so");
+    let so = build_plugin_crate(&crate_copy, &target_root().join("fixtures/out").join(key));
     built.push((key.to_string(), so.clone()));
     so
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+/// Copies the directory tree `from` to `to`, leaving out `target` and `Cargo.lock`.
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("create dir");
     for e in std::fs::read_dir(from).expect("read dir") {
         let e = e.expect("dir entry");
@@ -214,4 +201,26 @@ pub fn qemu() -> Option<PathBuf> {
         eprintln!("skipped: qemu-system-riscv64 is not installed (scripts/install-deps.sh --with-qemu)");
     }
     q
+}
+
+/// Builds the plugin crate at `dir` in the fixtures' shared target directory (dependencies are
+/// compiled once for all of them) and copies its library into `out`, a directory of its own (a
+/// library path is loaded once per process); returns the copy. The crate's `[lib] name` must
+/// start with `vmhost_`.
+pub fn build_plugin_crate(dir: &Path, out: &Path) -> PathBuf {
+    let target = target_root().join("fixtures/target");
+    let mut cmd = cargo();
+    cmd.current_dir(dir).args(["build", "--release", "--target-dir"]).arg(&target);
+    run_cargo(cmd, &format!("plugin crate {}", dir.display()));
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).expect("read the plugin's manifest");
+    let lib = manifest
+        .lines()
+        .find_map(|l| {
+            l.trim().strip_prefix("name = \"vmhost_").map(|r| r.split('"').next().unwrap_or("").to_string())
+        })
+        .expect("the plugin's [lib] name starts with vmhost_");
+    let file = format!("libvmhost_{lib}.so");
+    std::fs::create_dir_all(out).expect("create the plugin's output dir");
+    std::fs::copy(target.join("release").join(&file), out.join(&file)).expect("copy the plugin library");
+    out.join(file)
 }
