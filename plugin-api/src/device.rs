@@ -1,8 +1,12 @@
 //! Devices: the registers they own, their device-tree node, and the device trait.
 //!
-//! A device declares its I/O regions as offsets from its base; `vm.toml` gives the base and the
-//! interrupt line, the host maps the regions on its bus and describes the device in the guest's
-//! device tree from [`Device::fdt_node`]. Plugin authors implement [`Device`].
+//! A device declares its I/O regions as offsets from its base, with the accesses each takes;
+//! `vm.toml` gives the base and the interrupt line, the host maps the regions on its bus, faults
+//! the accesses a region does not take, and describes the device in the guest's device tree from
+//! [`Device::fdt_node`]. A device answers an access it refuses with [`VmError::bus_fault`]: the
+//! guest gets an access fault and the VM goes on; any other error stops the VM. Devices get
+//! timers and a stop request from the host through [`HostServices`]. Plugin authors implement
+//! [`Device`].
 
 use crate::{
     error::{VmError, VmResult},
@@ -43,7 +47,8 @@ pub enum RegionKind {
     Mmio,
 }
 
-/// A register window, relative to the device's base address.
+/// A register window, relative to the device's base address, and the accesses it takes (QEMU's
+/// `MemoryRegionOps.valid`): the host faults any other access without calling the device.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IoRegion {
@@ -53,12 +58,27 @@ pub struct IoRegion {
     pub size: u64,
     /// How it is reached.
     pub kind: RegionKind,
+    /// Smallest access size in bytes (1, 2, 4 or 8).
+    pub min_access: u8,
+    /// Largest access size in bytes.
+    pub max_access: u8,
+    /// Whether an access need not be aligned to its size.
+    pub unaligned: bool,
 }
 
 impl IoRegion {
-    /// An MMIO region of `size` bytes at `offset`.
+    /// An MMIO region of `size` bytes at `offset` that takes naturally aligned accesses of 1 to 8
+    /// bytes.
     pub fn mmio(offset: u64, size: u64) -> Self {
-        IoRegion { offset, size, kind: RegionKind::Mmio }
+        IoRegion { offset, size, kind: RegionKind::Mmio, min_access: 1, max_access: 8, unaligned: false }
+    }
+    /// Takes only accesses of `min..=max` bytes.
+    pub fn accesses(self, min: u8, max: u8) -> Self {
+        IoRegion { min_access: min, max_access: max, ..self }
+    }
+    /// Also takes misaligned accesses.
+    pub fn allow_unaligned(self) -> Self {
+        IoRegion { unaligned: true, ..self }
     }
 }
 
@@ -130,6 +150,25 @@ pub trait InterruptLine: Send + Sync {
 /// A shareable interrupt line.
 pub type InterruptLineArc = InterruptLine_TO<'static, RArc<()>>;
 
+/// What the host does for a device besides the bus: timers and a stop request.
+#[sabi_trait]
+pub trait HostServices: Send + Sync {
+    /// Calls the device's [`Device::timer`] with `token` once, about `delay_ns` nanoseconds from
+    /// now (on a host thread, with the device's lock held as for a guest access). Setting a token
+    /// that is already pending moves it.
+    fn set_timer(&self, token: u64, delay_ns: u64);
+    /// Cancels the pending timer `token`, if any.
+    fn cancel_timer(&self, token: u64);
+    /// Nanoseconds on the host's monotonic clock of this VM.
+    fn now_ns(&self) -> u64;
+    /// Asks the host to stop the VM, exiting with `exit_code`, and saying `reason` (a console's
+    /// quit key, for example).
+    fn request_stop(&self, exit_code: i32, reason: RStr<'_>);
+}
+
+/// A shareable host-services object.
+pub type HostServicesArc = HostServices_TO<'static, RArc<()>>;
+
 /// What the host gives a device plugin's factory.
 #[repr(C)]
 #[derive(StableAbi)]
@@ -146,6 +185,8 @@ pub struct DeviceContext {
     pub irq: ROption<InterruptLineArc>,
     /// Guest memory, for DMA.
     pub memory: MemoryManagerArc,
+    /// Timers and stop requests.
+    pub host: HostServicesArc,
 }
 
 /// The FFI-safe device object the host drives. Built by the plugin-api from a [`Device`].
@@ -183,9 +224,11 @@ pub trait FfiDevice: Send {
     fn handle_read(&mut self, offset: u64, size: u8) -> VmResult<u64>;
     /// A guest write of `size` bytes at `offset` from the base.
     fn handle_write(&mut self, offset: u64, value: u64, size: u8) -> VmResult<()>;
-    /// The host acknowledges or routes an interrupt to the device.
+    /// A timer set through [`HostServices::set_timer`] expired.
+    fn handle_timer(&mut self, token: u64) -> VmResult<()>;
+    /// The machine is reset: back to the power-on state.
     #[sabi(last_prefix_field)]
-    fn handle_interrupt(&mut self, irq: u32) -> VmResult<()>;
+    fn reset(&mut self) -> VmResult<()>;
 }
 
 /// A boxed device object.
@@ -199,12 +242,17 @@ pub trait Device: Component + Send + 'static {
     fn io_regions(&self) -> Vec<IoRegion>;
     /// Device-tree node (the host adds `reg` and `interrupts`).
     fn fdt_node(&self) -> FdtNode;
-    /// A guest read of `size` bytes at `offset` from the base.
+    /// A guest read of `size` bytes at `offset` from the base (an access its region takes).
+    /// [`VmError::bus_fault`] gives the guest an access fault.
     fn read(&mut self, offset: u64, size: u8) -> Result<u64, VmError>;
     /// A guest write of `size` bytes at `offset` from the base.
     fn write(&mut self, offset: u64, value: u64, size: u8) -> Result<(), VmError>;
-    /// The host acknowledges or routes an interrupt to the device.
-    fn handle_interrupt(&mut self, _irq: u32) -> Result<(), VmError> {
+    /// A timer set through [`HostServices::set_timer`] expired.
+    fn timer(&mut self, _token: u64) -> Result<(), VmError> {
+        Ok(())
+    }
+    /// The machine is reset: go back to the power-on state (the default does nothing).
+    fn reset(&mut self) -> Result<(), VmError> {
         Ok(())
     }
 }
@@ -299,8 +347,11 @@ impl<D: Device> FfiDevice for DeviceAdapter<D> {
     fn handle_write(&mut self, offset: u64, value: u64, size: u8) -> VmResult<()> {
         self.call("write", |d| d.write(offset, value, size))
     }
-    fn handle_interrupt(&mut self, irq: u32) -> VmResult<()> {
-        self.call("handle_interrupt", |d| d.handle_interrupt(irq))
+    fn handle_timer(&mut self, token: u64) -> VmResult<()> {
+        self.call("timer", |d| d.timer(token))
+    }
+    fn reset(&mut self) -> VmResult<()> {
+        self.call("reset", |d| d.reset())
     }
 }
 

@@ -1,25 +1,26 @@
 //! Execution engines: the host-call table they run against, and the engine trait.
 //!
 //! An engine executes IR on a host-owned [`CpuState`]. It asks the host for code through
-//! [`HostCalls::translate`], does RAM accesses itself through [`GuestRam`], and calls the host for
-//! everything else (device memory, faults, helpers). Plugin authors implement [`Engine`]; the
-//! plugin-api adapts it to the FFI-safe [`FfiEngine`] and keeps panics on the plugin's side.
+//! [`HostCalls::translate`], does RAM accesses itself through the TLB in the state (see
+//! [`crate::cpu`]), and calls the host for everything else (TLB misses, device memory, faults,
+//! atomics that miss, helpers). Plugin authors implement [`Engine`]; the plugin-api adapts it to
+//! the FFI-safe [`FfiEngine`] and keeps panics on the plugin's side. `docs/abi.md` states the
+//! whole contract.
 
 use crate::{
     cpu::CpuState,
     error::{VmError, VmResult},
-    ir::IrBlock,
+    ir::{AtomicOp, HelperFlags, IrBlock, MemAccess},
     lifecycle::{Component, ComponentStatus, EventSinkBox, Events, ExecutionStats, Tracker},
-    memory::GuestRam,
+    memory::MemoryOrder,
     panic::guard,
 };
 use abi_stable::{
     StableAbi, sabi_trait,
-    std_types::{RBox, RResult, RStr, RString},
+    std_types::{RBox, RResult, RSlice, RStr, RString},
 };
 use async_ffi::FfiFuture;
 use std::ffi::c_void;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Why an engine returned to the host.
@@ -36,6 +37,8 @@ pub enum ExitReason {
     Halt,
     /// A host call failed; the host holds the error.
     HostError,
+    /// A breakpoint or single step the host asked for was reached (for a debugger).
+    Debug,
 }
 
 /// What an engine does after a host call.
@@ -82,27 +85,74 @@ pub enum Fetched {
     Flow(Flow),
 }
 
+/// A host helper: `(ctx, cpu, a, b, c, imm)`. Six integer-class arguments and a 16-byte result, so
+/// on x86-64 System V every argument travels in a register and the result comes back in RAX:RDX.
+pub type HelperFn = unsafe extern "C" fn(*mut c_void, &mut CpuState, u64, u64, u64, u64) -> HostResult;
+
+/// One entry of the host's helper table.
+#[repr(C)]
+#[derive(StableAbi, Clone, Copy)]
+pub struct HelperEntry {
+    /// The helper (a [`HelperFn`], spelled out so the layout check sees the signature).
+    pub func: unsafe extern "C" fn(*mut c_void, &mut CpuState, u64, u64, u64, u64) -> HostResult,
+    /// What it may touch (the same flags the IR's `Helper` op carries).
+    pub flags: HelperFlags,
+}
+
+/// Which atomic operation an [`AtomicReq`] is.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtomicKind {
+    /// [`IrOp::Amo`](crate::IrOp::Amo) with [`AtomicReq::op`].
+    Amo,
+    /// [`IrOp::LoadReserved`](crate::IrOp::LoadReserved).
+    LoadReserved,
+    /// [`IrOp::StoreConditional`](crate::IrOp::StoreConditional).
+    StoreConditional,
+}
+
+/// An atomic access that missed the TLB fast path (or that an engine does not do inline): the
+/// host performs the whole operation, including the reservation update, and answers its value.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AtomicReq {
+    /// The operation.
+    pub kind: AtomicKind,
+    /// The read-modify-write (for `Amo`).
+    pub op: AtomicOp,
+    /// Width and mode.
+    pub access: MemAccess,
+    /// Ordering.
+    pub order: MemoryOrder,
+    /// Guest virtual address.
+    pub addr: u64,
+    /// The stored operand (`Amo`, `StoreConditional`).
+    pub src: u64,
+}
+
 /// The table of host entry points an engine runs against.
 ///
 /// Plain `extern "C"` function pointers with an opaque context, so a JIT can call them directly.
-/// Engines use the safe methods; the fields are for code generators.
+/// Engines use the safe methods; the fields are for code generators. There is no way to RAM that
+/// bypasses the TLB, and none to the attention word but through the state.
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy)]
 pub struct HostCalls {
     /// Opaque host context, passed back to every call.
     pub ctx: *mut c_void,
-    /// Guest RAM, for direct access on fast paths.
-    pub ram: GuestRam,
-    /// Non-zero when the host wants the engine to return at the next block boundary.
-    pub exit_request: *const AtomicU32,
-    /// Translates the block at a guest pc.
+    /// Translates the block at a guest virtual pc (fills the fetch TLB entry for its page).
     pub translate_fn: unsafe extern "C" fn(*mut c_void, &mut CpuState, u64) -> Fetched,
-    /// Slow-path load: device memory, faults. Arguments: address, size.
-    pub load_fn: unsafe extern "C" fn(*mut c_void, &mut CpuState, u64, u8) -> HostResult,
-    /// Slow-path store. Arguments: address, size, value.
-    pub store_fn: unsafe extern "C" fn(*mut c_void, &mut CpuState, u64, u8, u64) -> HostResult,
-    /// Helper call. Arguments: helper id, two values.
-    pub helper_fn: unsafe extern "C" fn(*mut c_void, &mut CpuState, u32, u64, u64) -> HostResult,
+    /// Slow-path load: TLB miss (the host walks, fills `cpu.tlb` and loads), device memory, or a
+    /// fault. Arguments: guest virtual address, access.
+    pub load_fn: unsafe extern "C" fn(*mut c_void, &mut CpuState, u64, MemAccess) -> HostResult,
+    /// Slow-path store. Arguments: address, access, value.
+    pub store_fn: unsafe extern "C" fn(*mut c_void, &mut CpuState, u64, MemAccess, u64) -> HostResult,
+    /// Slow-path atomic.
+    pub atomic_fn: unsafe extern "C" fn(*mut c_void, &mut CpuState, &AtomicReq) -> HostResult,
+    /// The helper table, indexed by the IR's helper id; valid for the life of the process.
+    pub helpers: *const HelperEntry,
+    /// Entries in `helpers`.
+    pub n_helpers: u32,
 }
 
 // SAFETY: the host that builds a HostCalls guarantees (see `HostCalls::new`) that its context may
@@ -113,19 +163,18 @@ impl HostCalls {
     /// Builds a call table.
     ///
     /// # Safety
-    /// `ctx` must stay valid, and `exit_request` must point to a live atomic, for as long as any copy
-    /// of the table is used; the functions must be safe to call with `ctx` from the engine's thread.
-    #[allow(clippy::too_many_arguments)]
+    /// `ctx` must stay valid for as long as any copy of the table is used, and the functions
+    /// (including the helpers) must be safe to call with `ctx` from the engine's thread.
     pub unsafe fn new(
         ctx: *mut c_void,
-        ram: GuestRam,
-        exit_request: *const AtomicU32,
         translate_fn: unsafe extern "C" fn(*mut c_void, &mut CpuState, u64) -> Fetched,
-        load_fn: unsafe extern "C" fn(*mut c_void, &mut CpuState, u64, u8) -> HostResult,
-        store_fn: unsafe extern "C" fn(*mut c_void, &mut CpuState, u64, u8, u64) -> HostResult,
-        helper_fn: unsafe extern "C" fn(*mut c_void, &mut CpuState, u32, u64, u64) -> HostResult,
+        load_fn: unsafe extern "C" fn(*mut c_void, &mut CpuState, u64, MemAccess) -> HostResult,
+        store_fn: unsafe extern "C" fn(*mut c_void, &mut CpuState, u64, MemAccess, u64) -> HostResult,
+        atomic_fn: unsafe extern "C" fn(*mut c_void, &mut CpuState, &AtomicReq) -> HostResult,
+        helpers: &'static [HelperEntry],
     ) -> Self {
-        HostCalls { ctx, ram, exit_request, translate_fn, load_fn, store_fn, helper_fn }
+        let n_helpers = u32::try_from(helpers.len()).unwrap_or(u32::MAX);
+        HostCalls { ctx, translate_fn, load_fn, store_fn, atomic_fn, helpers: helpers.as_ptr(), n_helpers }
     }
 
     /// Asks the host for the IR block at `pc`.
@@ -134,29 +183,95 @@ impl HostCalls {
         // SAFETY: upheld by the contract of `HostCalls::new`.
         unsafe { (self.translate_fn)(self.ctx, cpu, pc) }
     }
-    /// Slow-path load of `size` bytes at `addr` (set `cpu.pc`/`cpu.instret` first, see the IR docs).
+    /// Slow-path load at guest virtual `addr` (set `cpu.pc`/`cpu.instret` first, see the IR docs).
     #[inline]
-    pub fn load(&self, cpu: &mut CpuState, addr: u64, size: u8) -> HostResult {
+    pub fn load(&self, cpu: &mut CpuState, addr: u64, access: MemAccess) -> HostResult {
         // SAFETY: upheld by the contract of `HostCalls::new`.
-        unsafe { (self.load_fn)(self.ctx, cpu, addr, size) }
+        unsafe { (self.load_fn)(self.ctx, cpu, addr, access) }
     }
     /// Slow-path store.
     #[inline]
-    pub fn store(&self, cpu: &mut CpuState, addr: u64, size: u8, value: u64) -> HostResult {
+    pub fn store(&self, cpu: &mut CpuState, addr: u64, access: MemAccess, value: u64) -> HostResult {
         // SAFETY: upheld by the contract of `HostCalls::new`.
-        unsafe { (self.store_fn)(self.ctx, cpu, addr, size, value) }
+        unsafe { (self.store_fn)(self.ctx, cpu, addr, access, value) }
     }
-    /// Calls host helper `id`.
+    /// Slow-path atomic.
     #[inline]
-    pub fn helper(&self, cpu: &mut CpuState, id: u32, a: u64, b: u64) -> HostResult {
+    pub fn atomic(&self, cpu: &mut CpuState, req: &AtomicReq) -> HostResult {
         // SAFETY: upheld by the contract of `HostCalls::new`.
-        unsafe { (self.helper_fn)(self.ctx, cpu, id, a, b) }
+        unsafe { (self.atomic_fn)(self.ctx, cpu, req) }
     }
-    /// Whether the host asked the engine to return.
-    #[inline(always)]
-    pub fn exit_requested(&self) -> bool {
+    /// The helper table.
+    #[inline]
+    pub fn helper_table(&self) -> &[HelperEntry] {
+        // SAFETY: `new` built the pointer and length from a 'static slice.
+        unsafe { std::slice::from_raw_parts(self.helpers, self.n_helpers as usize) }
+    }
+    /// Calls host helper `id`; `None` if the table has no such helper.
+    #[inline]
+    pub fn helper(&self, cpu: &mut CpuState, id: u32, args: [u64; 3], imm: u64) -> Option<HostResult> {
+        let entry = self.helper_table().get(id as usize)?;
         // SAFETY: upheld by the contract of `HostCalls::new`.
-        unsafe { (*self.exit_request).load(Ordering::Relaxed) != 0 }
+        Some(unsafe { (entry.func)(self.ctx, cpu, args[0], args[1], args[2], imm) })
+    }
+}
+
+/// What an engine must drop from its caches, told between runs.
+#[repr(C, u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalidate<'a> {
+    /// Everything.
+    All,
+    /// Every virtual-to-physical assumption: jump caches keyed by virtual pc and links between
+    /// blocks on different virtual pages. Code keyed by physical pc stays valid.
+    VirtualMappings,
+    /// The code on these guest physical pages (page addresses) changed.
+    Pages(RSlice<'a, u64>),
+}
+
+/// Optional abilities of an engine, as bits.
+#[repr(transparent)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EngineCaps(pub u64);
+
+impl EngineCaps {
+    /// No optional ability.
+    pub const NONE: EngineCaps = EngineCaps(0);
+    /// The hot-code methods work ([`Engine::hot_compilation`] is `Some`).
+    pub const HOT_COMPILATION: EngineCaps = EngineCaps(1 << 0);
+    /// Generates native code.
+    pub const JIT: EngineCaps = EngineCaps(1 << 1);
+    /// Instances of one VM share translated code.
+    pub const SHARES_CODE: EngineCaps = EngineCaps(1 << 2);
+
+    /// Both sets of bits.
+    pub const fn union(self, other: EngineCaps) -> EngineCaps {
+        EngineCaps(self.0 | other.0)
+    }
+    /// Whether every bit of `other` is set.
+    pub const fn contains(self, other: EngineCaps) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+/// What an engine factory is told.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineContext<'a> {
+    /// The engine's configuration table, as TOML.
+    pub config: RStr<'a>,
+    /// The hart this instance runs.
+    pub hart_id: u32,
+    /// Harts in the VM (one engine instance each).
+    pub num_harts: u32,
+    /// Identifies the VM within the process: instances with the same id may share code.
+    pub vm_id: u64,
+}
+
+impl<'a> EngineContext<'a> {
+    /// The context of a one-hart VM with configuration `config`.
+    pub fn single(config: &'a str) -> Self {
+        EngineContext { config: config.into(), hart_id: 0, num_harts: 1, vm_id: 0 }
     }
 }
 
@@ -231,10 +346,10 @@ pub trait FfiEngine: Send {
     fn stats(&self) -> ExecutionStats;
     /// Drops all cached translations and counters.
     fn reset(&mut self) -> VmResult<()>;
-    /// Drops all cached translations (guest code changed, or the engine was swapped in).
-    fn invalidate(&mut self);
-    /// Whether the engine compiles hot code (the methods below work).
-    fn has_hot_compilation(&self) -> bool;
+    /// Drops what `scope` names from the engine's caches.
+    fn invalidate(&mut self, scope: Invalidate<'_>);
+    /// Optional abilities; the hot-code methods below work only with `HOT_COMPILATION`.
+    fn capabilities(&self) -> EngineCaps;
     /// Sets the execution counts between which a block becomes hot.
     fn set_hot_threshold(&mut self, min: u32, max: u32) -> VmResult<()>;
     /// Hot-code counters.
@@ -274,12 +389,17 @@ pub trait Engine: Component + Send + 'static {
     ) -> Result<Flow, VmError>;
     /// Counters.
     fn stats(&self) -> ExecutionStats;
-    /// Drops cached translations.
-    fn invalidate(&mut self);
+    /// Drops what `scope` names from the caches (see [`Invalidate`]).
+    fn invalidate(&mut self, scope: Invalidate<'_>);
     /// Drops cached translations and counters.
     fn reset(&mut self) -> Result<(), VmError> {
-        self.invalidate();
+        self.invalidate(Invalidate::All);
         Ok(())
+    }
+    /// Optional abilities besides hot compilation (which the adapter adds when
+    /// [`Engine::hot_compilation`] is `Some`).
+    fn capabilities(&self) -> EngineCaps {
+        EngineCaps::NONE
     }
     /// Whether the host should drive this engine through `run_async` (a run on its own thread).
     fn prefers_async(&self) -> bool {
@@ -395,14 +515,20 @@ impl<E: Engine> FfiEngine for EngineAdapter<E> {
     fn reset(&mut self) -> VmResult<()> {
         self.call("reset", |e| e.reset())
     }
-    fn invalidate(&mut self) {
+    fn invalidate(&mut self, scope: Invalidate<'_>) {
         let _ = self.call("invalidate", |e| {
-            e.invalidate();
+            e.invalidate(scope);
             Ok(())
         });
     }
-    fn has_hot_compilation(&self) -> bool {
-        guard("hot_compilation", || Ok(lock(&self.engine).hot_compilation().is_some())).unwrap_or(false)
+    fn capabilities(&self) -> EngineCaps {
+        guard("capabilities", || {
+            let mut e = lock(&self.engine);
+            let hot =
+                if e.hot_compilation().is_some() { EngineCaps::HOT_COMPILATION } else { EngineCaps::NONE };
+            Ok(e.capabilities().union(hot))
+        })
+        .unwrap_or_default()
     }
     fn set_hot_threshold(&mut self, min: u32, max: u32) -> VmResult<()> {
         self.call("set_hot_threshold", |e| hot(e)?.set_hot_threshold(min, max))

@@ -21,6 +21,9 @@ pub enum ErrorKind {
     Unsupported,
     /// An I/O operation on the host failed.
     Io,
+    /// A device refuses a guest access (no register there, a bus error): the guest gets an access
+    /// fault and the VM goes on.
+    BusFault,
     /// Anything else.
     Other,
 }
@@ -60,6 +63,10 @@ impl VmError {
     pub fn other(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Other, message)
     }
+    /// A refused guest access: the guest gets an access fault, the VM goes on.
+    pub fn bus_fault(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::BusFault, message)
+    }
     /// An "operation not supported" error.
     pub fn unsupported(message: impl Into<String>) -> Self {
         Self::new(ErrorKind::Unsupported, message)
@@ -80,6 +87,7 @@ impl fmt::Display for VmError {
             ErrorKind::Panic => "plugin panicked",
             ErrorKind::Unsupported => "unsupported",
             ErrorKind::Io => "I/O error",
+            ErrorKind::BusFault => "bus fault",
             ErrorKind::Other => return f.write_str(&self.message),
         };
         write!(f, "{kind}: {}", self.message)

@@ -23,17 +23,20 @@ pub mod panic;
 
 pub use abi_stable;
 pub use async_ffi;
-pub use cpu::CpuState;
+pub use cpu::{CpuState, TlbAccess, TlbEntry, TlbFast};
 pub use device::{
-    Device, DeviceBox, DeviceContext, DeviceType, FdtNode, FdtProp, FdtValue, FfiDevice, InterruptLine,
-    InterruptLineArc, IoRegion, RegionKind,
+    Device, DeviceBox, DeviceContext, DeviceType, FdtNode, FdtProp, FdtValue, FfiDevice, HostServices,
+    HostServicesArc, InterruptLine, InterruptLineArc, IoRegion, RegionKind,
 };
 pub use engine::{
-    AsyncRun, AsyncRunDone, Engine, EngineBox, ExitReason, Fetched, FfiEngine, Flow, HostCalls, HostResult,
-    HotCompilation, HotStats,
+    AsyncRun, AsyncRunDone, AtomicKind, AtomicReq, Engine, EngineBox, EngineCaps, EngineContext, ExitReason,
+    Fetched, FfiEngine, Flow, HelperEntry, HelperFn, HostCalls, HostResult, HotCompilation, HotStats,
+    Invalidate,
 };
 pub use error::{ErrorKind, VmError, VmResult};
-pub use ir::{At, BinOp, Cond, Dest, IrBlock, IrOp, MemAccess, Operand, Terminator};
+pub use ir::{
+    At, AtomicOp, BinOp, Cond, Dest, HelperFlags, IrBlock, IrOp, MemAccess, Operand, Terminator, UnOp,
+};
 pub use lifecycle::{
     AccessKind, Component, ComponentStatus, EventSink, EventSinkBox, Events, ExecutionStats, VmEvent,
     event_sink,

@@ -86,6 +86,31 @@ pub enum VmEvent {
         /// The engine that took over.
         to: RString,
     },
+    /// An engine plugin was loaded again from a rebuilt library.
+    EngineReloaded {
+        /// The plugin's name.
+        name: RString,
+        /// How many times it has been loaded in this process (1 for the first load).
+        generation: u64,
+    },
+    /// Two engines run in lockstep disagreed.
+    LockstepDiverged {
+        /// Guest pc of the block after which they differ.
+        pc: u64,
+        /// Instructions retired at that point.
+        instret: u64,
+        /// What differs.
+        detail: RString,
+    },
+    /// Anything else a plugin wants to tell subscribers.
+    Custom {
+        /// Who publishes it (plugin name or device id).
+        source: RString,
+        /// A short machine-readable kind, defined by the publisher.
+        kind: RString,
+        /// Free text.
+        detail: RString,
+    },
 }
 
 /// Receives events. Implemented by the host and by anyone who subscribes.

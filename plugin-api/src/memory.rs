@@ -240,6 +240,10 @@ pub trait MemoryManager: Send + Sync {
     fn write_async(&self, addr: u64, data: RVec<u8>) -> FfiFuture<VmResult<()>>;
     /// The raw RAM view, for fast paths.
     fn ram(&self) -> GuestRam;
+    /// Tells the host that a device wrote `len` bytes at guest physical `addr` through the raw
+    /// view (DMA), so it can drop translated code there. [`write`](MemoryManager::write) and the
+    /// atomics report their own writes.
+    fn dma_written(&self, addr: u64, len: u64);
 }
 
 /// A shareable memory manager object.
@@ -299,6 +303,7 @@ impl MemoryManager for RamOnly {
     fn ram(&self) -> GuestRam {
         self.0
     }
+    fn dma_written(&self, _addr: u64, _len: u64) {}
 }
 
 #[cfg(test)]

@@ -6,19 +6,14 @@
 
 use crate::{
     device::{Device, DeviceAdapter, DeviceBox, DeviceContext, FfiDevice_TO},
-    engine::{Engine, EngineAdapter, EngineBox, FfiEngine_TO},
+    engine::{Engine, EngineAdapter, EngineBox, EngineContext, FfiEngine_TO},
     error::{VmError, VmResult},
     lifecycle::Events,
     panic::guard,
 };
 use abi_stable::{
-    StableAbi, declare_root_module_statics,
-    library::RootModule,
-    package_version_strings,
-    prefix_type::PrefixTypeTrait,
-    sabi_trait::TD_Opaque,
-    sabi_types::VersionStrings,
-    std_types::{RStr, RString},
+    StableAbi, declare_root_module_statics, library::RootModule, package_version_strings,
+    prefix_type::PrefixTypeTrait, sabi_trait::TD_Opaque, sabi_types::VersionStrings, std_types::RString,
 };
 
 /// The plugin-api version this crate is; plugins record the one they were built against.
@@ -58,8 +53,8 @@ pub struct PluginInfo {
 pub struct PluginMod {
     /// Describes the plugin.
     pub info: extern "C" fn() -> PluginInfo,
-    /// Builds an engine from its TOML config (engine plugins).
-    pub create_engine: Option<extern "C" fn(RStr<'_>) -> VmResult<EngineBox>>,
+    /// Builds an engine for one hart (engine plugins).
+    pub create_engine: Option<extern "C" fn(&EngineContext<'_>) -> VmResult<EngineBox>>,
     /// Builds a device (device plugins).
     #[sabi(last_prefix_field)]
     pub create_device: Option<extern "C" fn(DeviceContext) -> VmResult<DeviceBox>>,
@@ -96,8 +91,8 @@ pub trait PluginDescription {
 
 /// An engine plugin: an [`Engine`] with a name and a factory.
 pub trait EnginePlugin: Engine + PluginDescription + Sized {
-    /// Builds the engine from its TOML table.
-    fn create(config: &str, events: Events) -> Result<Self, VmError>;
+    /// Builds the engine for one hart; `ctx.config` is its TOML table.
+    fn create(ctx: &EngineContext<'_>, events: Events) -> Result<Self, VmError>;
 }
 
 /// A device plugin: a [`Device`] with a name and a factory.
@@ -124,10 +119,10 @@ extern "C" fn device_info<P: DevicePlugin>() -> PluginInfo {
     info::<P>(PluginKind::Device)
 }
 
-extern "C" fn create_engine<P: EnginePlugin>(config: RStr<'_>) -> VmResult<EngineBox> {
+extern "C" fn create_engine<P: EnginePlugin>(ctx: &EngineContext<'_>) -> VmResult<EngineBox> {
     guard(&format!("engine '{}' create", P::NAME), || {
         let events = Events::default();
-        let engine = P::create(config.as_str(), events.clone())?;
+        let engine = P::create(ctx, events.clone())?;
         Ok(FfiEngine_TO::from_value(EngineAdapter::new(P::NAME, engine, events), TD_Opaque))
     })
     .into()
