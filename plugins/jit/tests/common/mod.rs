@@ -120,8 +120,9 @@ impl FakeHost {
     }
 }
 
-// SAFETY (all callbacks): `ctx` is the `FakeHost` that built the table (see `calls`).
 fn host<'a>(ctx: *mut c_void) -> &'a FakeHost {
+    // SAFETY: every callback gets the `ctx` of the `FakeHost` that built the table (see `calls`),
+    // which the test keeps alive.
     unsafe { &*ctx.cast::<FakeHost>() }
 }
 
