@@ -18,8 +18,7 @@
 //! A compiled block is a Cranelift `tail`-convention function
 //! `(cpu: *mut CpuState, host: *const HostCalls, budget_left: i64) -> (status: u64, budget_left: i64)`.
 //! (Cranelift's x86-64 tail calls need `preserve_frame_pointers`.) Rust enters through one System V
-//! trampoline, `extern "C" fn(cpu, host, budget_left, block)`
-//! returning the same pair in RAX:RDX. `budget_left` is the run's budget minus the instructions
+//! trampoline, `extern "C" fn(cpu, host, budget_left, block)` returning the same pair in RAX:RDX. `budget_left` is the run's budget minus the instructions
 //! retired so far (a block stops before running when it is ≤ 0, as the interp's run loop does).
 //! The status's low 16 bits are a `Flow` in its C layout: `Continue` means the block completed
 //! into an unlinked successor (bits 16..24 the successor slot, bits 32..64 the block id),
