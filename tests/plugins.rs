@@ -35,18 +35,20 @@ fn third_party_device_built_out_of_tree_loads_and_answers() {
     assert_eq!(bus.read(0x1000_2008, 4), Ok(0xfeed), "scratch register");
 }
 
-fn scratch_device_for_api_0_2() -> PathBuf {
+/// The example device built against a plugin-api copy that says it is 0.1.0: what a plugin built
+/// for the previous release looks like to the loader's version check.
+fn scratch_device_for_api_0_1() -> PathBuf {
     build_out_of_tree(
-        "scratch-api-0.2",
+        "scratch-api-0.1",
         "examples/scratch-device",
-        Some(|api| patch_file(&api.join("Cargo.toml"), "version = \"0.1.0\"", "version = \"0.2.0\"")),
+        Some(|api| patch_file(&api.join("Cargo.toml"), "version = \"0.2.0\"", "version = \"0.1.0\"")),
     )
 }
 
 #[test]
 fn plugin_listing_shows_builtin_and_shared_plugins_and_why_one_is_refused() {
     let so = scratch_device();
-    let old = scratch_device_for_api_0_2();
+    let old = scratch_device_for_api_0_1();
     let dirs = format!("{}:{}", so.parent().unwrap().display(), old.parent().unwrap().display());
     let out = run(&vmhost(), &["plugins"], &[("VMHOST_PLUGIN_PATH", &dirs)]);
     let text = stdout(&out);
@@ -73,17 +75,17 @@ fn plugin_listing_shows_builtin_and_shared_plugins_and_why_one_is_refused() {
         .position(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             f.len() == 8
-                && f[..6] == ["scratch", "?", "?", "0.2.0", "refused", "?"]
+                && f[..6] == ["scratch", "?", "?", "0.1.0", "refused", "?"]
                 && f[7] == old.to_str().unwrap()
         })
         .unwrap_or_else(|| panic!("no refused row: {text}"));
     let why = text.lines().nth(at + 1).unwrap();
-    assert!(why.contains("was built against plugin-api 0.2.0"), "{why}");
+    assert!(why.contains("was built against plugin-api 0.1.0"), "{why}");
 }
 
 #[test]
 fn plugin_built_against_another_plugin_api_version_is_refused() {
-    let so = scratch_device_for_api_0_2();
+    let so = scratch_device_for_api_0_1();
     let (toml, _) = with_device("plugin-version", "hello", &so);
     let out = run(&vmhost(), &["run", toml.to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(1));
@@ -91,7 +93,7 @@ fn plugin_built_against_another_plugin_api_version_is_refused() {
     assert!(err.contains("key `device.plugin` of device 'dev0'"), "{err}");
     assert!(
         err.contains(&format!(
-            "plugin 'scratch' ({}) was built against plugin-api 0.2.0, but this vmhost uses plugin-api {PLUGIN_API_VERSION}, \
+            "plugin 'scratch' ({}) was built against plugin-api 0.1.0, but this vmhost uses plugin-api {PLUGIN_API_VERSION}, \
              which is not compatible; rebuild the plugin against plugin-api {PLUGIN_API_VERSION}",
             so.display()
         )),

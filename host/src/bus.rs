@@ -219,14 +219,24 @@ impl Bus {
     pub fn read(&self, addr: u64, size: u8) -> Result<u64, BusError> {
         let m = self.route(addr, size)?;
         let mut d = m.device.lock().unwrap_or_else(|p| p.into_inner());
-        d.read(addr - m.device_base, size).map_err(|e| BusError::Device(m.name.clone(), addr, e))
+        d.read(addr - m.device_base, size).map_err(|e| device_error(m, addr, e))
     }
 
     /// Writes `size` bytes at `addr`.
     pub fn write(&self, addr: u64, size: u8, value: u64) -> Result<(), BusError> {
         let m = self.route(addr, size)?;
         let mut d = m.device.lock().unwrap_or_else(|p| p.into_inner());
-        d.write(addr - m.device_base, value, size).map_err(|e| BusError::Device(m.name.clone(), addr, e))
+        d.write(addr - m.device_base, value, size).map_err(|e| device_error(m, addr, e))
+    }
+}
+
+/// A device's refusal of an access is a fault for the guest; any other error stops the VM.
+fn device_error(m: &Mapping, addr: u64, e: VmError) -> BusError {
+    if e.kind == vm_plugin_api::ErrorKind::BusFault {
+        tracing::debug!("device '{}' refused the access at {addr:#x}: {}", m.name, e.message);
+        BusError::Unmapped(addr)
+    } else {
+        BusError::Device(m.name.clone(), addr, e)
     }
 }
 

@@ -7,6 +7,7 @@ pub mod activity;
 pub mod boot;
 pub mod builtins;
 pub mod bus;
+pub mod code_pages;
 pub mod config;
 pub mod devices;
 pub mod error;

@@ -3,9 +3,11 @@
 //! QEMU 7.2 places them (see [`crate::boot`]).
 
 use crate::bus::{Bus, MmioDevice, SharedDevice};
+use crate::code_pages::CodePages;
 use crate::config::{ClockConfig, ConfigError, DeviceConfig, VmConfig};
 use crate::devices::{
-    clint, clint::Clint, plic, plic::Plic, plugin::PluginDevice, syscon, syscon::PowerState, syscon::Syscon,
+    clint, clint::Clint, plic, plic::Plic, plugin, plugin::PluginDevice, services::StopTarget,
+    services::Timers, syscon, syscon::PowerState, syscon::Syscon,
 };
 use crate::error::HostError;
 use crate::events::EventBus;
@@ -28,7 +30,7 @@ use vm_plugin_api::{
 /// Guest physical address of RAM on the `virt` board.
 pub const RAM_BASE: u64 = 0x8000_0000;
 /// The hart's ISA string in the device tree.
-pub const ISA: &str = "rv64imc_zicsr_zifencei";
+pub const ISA: &str = "rv64imac_zicsr_zifencei";
 
 /// A device plugin instance on the bus.
 pub struct DeviceSlot {
@@ -87,8 +89,10 @@ pub struct Machine {
     pub dtb: Vec<u8>,
     /// Rung when something may end a `wfi` wait (a PLIC output rising, a stop request).
     pub wake: Arc<tokio::sync::Notify>,
-    /// Asks the running engine to return at its next block boundary.
-    pub exit_request: Arc<AtomicU32>,
+    /// The hart's attention word: asks the running engine to return at its next block boundary.
+    pub attention: Arc<AtomicU32>,
+    /// Which RAM pages hold translated code.
+    pub code: Arc<CodePages>,
 }
 
 impl Machine {
@@ -96,15 +100,20 @@ impl Machine {
     pub fn build(config: &VmConfig, search: &SearchPath, events: &EventBus) -> Result<Machine, HostError> {
         let ram = Arc::new(GuestMemory::new(RAM_BASE, config.memory)?);
         let wake = Arc::new(tokio::sync::Notify::new());
-        let exit_request = Arc::new(AtomicU32::new(0));
+        let attention = Arc::new(AtomicU32::new(0));
         // One hart, so one exit-request flag; hart h has PLIC contexts 2h (M) and 2h + 1 (S).
-        let plic = Plic::new(&[Arc::clone(&exit_request)], Arc::clone(&wake));
+        let plic = Plic::new(&[Arc::clone(&attention)], Arc::clone(&wake));
         let irqs = Arc::new(IrqState::new(plic.clone(), events.clone()));
         let clint = match config.clock {
             ClockConfig::Host => Clint::new(),
-            ClockConfig::Instructions => Clint::virtual_time(Arc::clone(&exit_request)),
+            ClockConfig::Instructions => Clint::virtual_time(Arc::clone(&attention)),
         };
         let power = PowerState::default();
+        let code = Arc::new(CodePages::new(RAM_BASE, config.memory, vec![Arc::clone(&attention)]));
+        let timers = Arc::new(Timers::default());
+        let stop =
+            StopTarget { power: power.clone(), attention: Arc::clone(&attention), wake: Arc::clone(&wake) };
+        let started_at = std::time::Instant::now();
 
         let mut bus = Bus::new();
         let boot_rom = Arc::new(Mutex::new(Rom(Vec::new())));
@@ -136,8 +145,9 @@ impl Machine {
                 plugin.source,
                 plugin.build
             );
-            let memory = memory_manager(Arc::clone(&ram), Arc::clone(&late_bus));
-            let mut device = create_device(config, d, &plugin, memory, &irqs)?;
+            let memory = memory_manager(Arc::clone(&ram), Arc::clone(&late_bus), Arc::clone(&code));
+            let (host, binder) = timers.services(&d.id, stop.clone(), started_at);
+            let mut device = create_device(config, d, &plugin, memory, host, &irqs)?;
             let watch = Faults::watch(&mut device);
             let regions: Vec<_> = device.io_regions().into_iter().collect();
             watch.check(&device).map_err(|m| config.error_at(d.base_position, m))?;
@@ -148,7 +158,15 @@ impl Machine {
                 );
                 return Err(config.error_at(d.base_position, msg).into());
             }
-            let shared = Arc::new(Mutex::new(PluginDevice(device)));
+            let mut windows = Vec::new();
+            for r in &regions {
+                let w = plugin::window(r).map_err(|m| {
+                    config.error_at(d.base_position, format!("device '{}' ({}) {m}", d.id, plugin.info.name))
+                })?;
+                windows.push(w);
+            }
+            let shared = Arc::new(Mutex::new(PluginDevice(device, windows)));
+            binder.bind(&shared);
             for r in regions {
                 let start = d.base.checked_add(r.offset).ok_or_else(|| {
                     config
@@ -225,7 +243,8 @@ impl Machine {
             layout,
             dtb,
             wake,
-            exit_request,
+            attention,
+            code,
         })
     }
 }
@@ -336,6 +355,7 @@ fn create_device(
     d: &DeviceConfig,
     plugin: &Plugin,
     memory: MemoryManagerArc,
+    host: vm_plugin_api::HostServicesArc,
     irqs: &Arc<IrqState>,
 ) -> Result<vm_plugin_api::DeviceBox, HostError> {
     let Some(create) = plugin.module.create_device() else {
@@ -351,6 +371,7 @@ fn create_device(
             None => ROption::RNone,
         },
         memory,
+        host,
     };
     create(ctx).into_result().map_err(|e| {
         let who = format!("device '{}' ({})", d.id, plugin.info.name);
@@ -414,6 +435,10 @@ impl Faults {
 }
 
 /// A memory manager for a device, over RAM and the bus once it is assembled.
-fn memory_manager(ram: Arc<GuestMemory>, bus: Arc<std::sync::OnceLock<Arc<Bus>>>) -> MemoryManagerArc {
-    MemoryManager_TO::from_ptr(RArc::new(HostMemory::new(ram, bus)), TD_Opaque)
+fn memory_manager(
+    ram: Arc<GuestMemory>,
+    bus: Arc<std::sync::OnceLock<Arc<Bus>>>,
+    code: Arc<CodePages>,
+) -> MemoryManagerArc {
+    MemoryManager_TO::from_ptr(RArc::new(HostMemory::new(ram, bus, code)), TD_Opaque)
 }

@@ -2,6 +2,7 @@
 //! physical address: RAM directly, everything else through the device bus.
 
 use crate::bus::Bus;
+use crate::code_pages::CodePages;
 use std::sync::{Arc, OnceLock};
 use vm_plugin_api::{
     GuestRam, MemoryManager, MemoryOrder, VmError, VmResult,
@@ -66,12 +67,18 @@ pub struct HostMemory {
     /// Keeps the mapping alive for as long as any plugin holds this object.
     ram: Arc<GuestMemory>,
     bus: BusSlot,
+    /// Told of every write to RAM, so translated code there is dropped.
+    code: Arc<CodePages>,
 }
 
 impl HostMemory {
-    /// A memory manager over `ram` and the bus in `bus`.
-    pub fn new(ram: Arc<GuestMemory>, bus: BusSlot) -> Self {
-        HostMemory { ram, bus }
+    /// A memory manager over `ram` and the bus in `bus`; writes to RAM are reported to `code`.
+    pub fn new(ram: Arc<GuestMemory>, bus: BusSlot, code: Arc<CodePages>) -> Self {
+        HostMemory { ram, bus, code }
+    }
+
+    fn copy(&self) -> HostMemory {
+        HostMemory { ram: Arc::clone(&self.ram), bus: Arc::clone(&self.bus), code: Arc::clone(&self.code) }
     }
 
     fn bus(&self) -> Result<&Bus, VmError> {
@@ -132,6 +139,7 @@ impl MemoryManager for HostMemory {
     }
     fn write(&self, addr: u64, data: RSlice<'_, u8>) -> VmResult<()> {
         if self.ram.view().write_bytes(addr, data.as_slice()).is_some() {
+            self.code.written(addr, data.len() as u64);
             return VmResult::ROk(());
         }
         self.bus_write(addr, data.as_slice()).into()
@@ -144,7 +152,10 @@ impl MemoryManager for HostMemory {
     }
     fn write_atomic(&self, addr: u64, size: u8, value: u64, order: MemoryOrder) -> VmResult<()> {
         match self.ram.view().store_atomic(addr, size, value, order) {
-            Some(()) => VmResult::ROk(()),
+            Some(()) => {
+                self.code.written(addr, u64::from(size));
+                VmResult::ROk(())
+            }
             None => self.bus().and_then(|b| b.write(addr, size, value).map_err(|e| e.into_vm_error())).into(),
         }
     }
@@ -156,21 +167,21 @@ impl MemoryManager for HostMemory {
         new: u64,
         order: MemoryOrder,
     ) -> VmResult<u64> {
-        self.ram
-            .view()
-            .compare_exchange(addr, size, expected, new, order)
-            .ok_or_else(|| {
-                VmError::memory(format!("compare-exchange at {addr:#x}: not naturally aligned RAM"))
-            })
-            .into()
+        let old = self.ram.view().compare_exchange(addr, size, expected, new, order).ok_or_else(|| {
+            VmError::memory(format!("compare-exchange at {addr:#x}: not naturally aligned RAM"))
+        });
+        if old == Ok(expected) {
+            self.code.written(addr, u64::from(size));
+        }
+        old.into()
     }
     fn read_async(&self, addr: u64, len: u64) -> FfiFuture<VmResult<RVec<u8>>> {
-        let me = HostMemory { ram: Arc::clone(&self.ram), bus: Arc::clone(&self.bus) };
+        let me = self.copy();
         async move { tokio::task::spawn_blocking(move || me.read(addr, len)).await.unwrap_or_else(join_error) }
             .into_ffi()
     }
     fn write_async(&self, addr: u64, data: RVec<u8>) -> FfiFuture<VmResult<()>> {
-        let me = HostMemory { ram: Arc::clone(&self.ram), bus: Arc::clone(&self.bus) };
+        let me = self.copy();
         async move {
             tokio::task::spawn_blocking(move || me.write(addr, data.as_rslice()))
                 .await
@@ -180,6 +191,9 @@ impl MemoryManager for HostMemory {
     }
     fn ram(&self) -> GuestRam {
         self.ram.view()
+    }
+    fn dma_written(&self, addr: u64, len: u64) {
+        self.code.written(addr, len);
     }
 }
 
@@ -206,9 +220,12 @@ mod tests {
     #[test]
     fn byte_range_accesses_are_checked_before_allocating() {
         let ram = Arc::new(GuestMemory::new(0x8000_0000, 0x10000).unwrap());
-        let m = HostMemory::new(ram, Arc::new(OnceLock::from(Arc::new(Bus::new()))));
+        let code = Arc::new(CodePages::new(0x8000_0000, 0x10000, Vec::new()));
+        let m = HostMemory::new(ram, Arc::new(OnceLock::from(Arc::new(Bus::new()))), Arc::clone(&code));
+        assert!(code.mark(0x8000_f000));
         m.write(0x8000_fffc, RSlice::from_slice(&[1, 2, 3, 4])).unwrap();
         assert_eq!(m.read(0x8000_fffc, 4).unwrap().as_slice(), [1, 2, 3, 4]);
+        assert_eq!(code.take_invalidated(), [0x8000_f000], "a plugin's write drops code on the page");
         let err = |r: VmResult<RVec<u8>>| r.unwrap_err().message().to_string();
         assert_eq!(
             err(m.read(0x8000_0000, 1 << 40)),

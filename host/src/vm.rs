@@ -13,13 +13,16 @@ use crate::events::EventBus;
 use crate::loader::{self, Plugin, SearchPath};
 use crate::machine::Machine;
 use crate::riscv::hart::{Hart, PRIV_M};
+use crate::riscv::tlb::Tlb;
 use crate::riscv::vcpu::{SharedVcpu, VcpuContext};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Instant;
 use vm_plugin_api::{
-    AsyncRun, CpuState, EngineBox, ExecutionStats, ExitReason, PluginKind, VmError, VmEvent,
-    abi_stable::std_types::{RBox, RStr},
+    AsyncRun, CpuState, EngineBox, EngineContext, ExecutionStats, ExitReason, Invalidate, PluginKind,
+    VmError, VmEvent,
+    abi_stable::std_types::{RBox, RSlice},
+    cpu::attn,
 };
 
 /// How a run ended.
@@ -39,7 +42,7 @@ pub enum Outcome {
 #[derive(Clone)]
 pub struct StopHandle {
     stop: Arc<AtomicBool>,
-    exit_request: Arc<AtomicU32>,
+    attention: Arc<AtomicU32>,
     wake: Arc<tokio::sync::Notify>,
 }
 
@@ -47,7 +50,7 @@ impl StopHandle {
     /// Asks the VM to stop at the engine's next block boundary.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        self.exit_request.store(1, Ordering::SeqCst);
+        self.attention.fetch_or(vm_plugin_api::cpu::attn::EXIT, Ordering::SeqCst);
         self.wake.notify_one();
     }
 }
@@ -111,16 +114,24 @@ impl Vm {
         cpu.x[10] = 0; // a0: hart id
         cpu.x[11] = machine.dtb_addr; // a1: device tree
         cpu.x[12] = machine.fw_dynamic_info; // a2: as QEMU's reset vector leaves it
+        // The machine keeps the word alive for as long as the state exists.
+        cpu.attention = Arc::as_ptr(&machine.attention);
         let activity = Arc::new(Activity::new(Arc::clone(&machine.bus)));
+        let hart = Hart::new(0, machine.clint.clone(), machine.plic.hart_lines(0));
+        hart.sync_context(&mut cpu);
+        let mut tlb = Tlb::default();
+        tlb.attach(&mut cpu);
         let vcpu = SharedVcpu::new(VcpuContext {
-            hart: Hart::new(0, machine.clint.clone(), machine.plic.hart_lines(0)),
+            hart,
             ram: machine.ram.view(),
             bus: Arc::clone(&machine.bus),
             power: machine.power.clone(),
             error: None,
-            exit_request: Arc::clone(&machine.exit_request),
+            attention: Arc::clone(&machine.attention),
             activity: Arc::clone(&activity),
             clint: machine.clint.clone(),
+            tlb,
+            code: Arc::clone(&machine.code),
         });
         let mut vm = Vm {
             machine,
@@ -155,7 +166,7 @@ impl Vm {
     pub fn stop_handle(&self) -> StopHandle {
         StopHandle {
             stop: Arc::clone(&self.stop),
-            exit_request: Arc::clone(&self.machine.exit_request),
+            attention: Arc::clone(&self.machine.attention),
             wake: Arc::clone(&self.machine.wake),
         }
     }
@@ -279,7 +290,7 @@ impl Vm {
             vcpu: Arc::clone(&self.vcpu),
             power: self.machine.power.clone(),
             stop: Arc::clone(&self.stop),
-            exit_request: Arc::clone(&self.machine.exit_request),
+            attention: Arc::clone(&self.machine.attention),
             wake: Arc::clone(&self.machine.wake),
             clint: self.machine.clint.clone(),
             activity: Arc::clone(&self.activity),
@@ -329,13 +340,13 @@ impl Vm {
     fn spawn_timer_watcher(&self) -> tokio::task::JoinHandle<()> {
         let clint = self.machine.clint.clone();
         let changed = clint.changed();
-        let flag = Arc::clone(&self.machine.exit_request);
+        let flag = Arc::clone(&self.machine.attention);
         tokio::spawn(async move {
             loop {
                 if let Some(d) = clint.deadline() {
                     tokio::select! {
                         _ = tokio::time::sleep_until(d.into()) => {
-                            flag.store(1, Ordering::SeqCst);
+                            flag.fetch_or(vm_plugin_api::cpu::attn::IRQ, Ordering::SeqCst);
                             changed.notified().await;
                         }
                         _ = changed.notified() => {}
@@ -355,7 +366,10 @@ impl Vm {
         let to = plugin.info.name.to_string();
         engine.init().into_result().map_err(|e| component_error(&to, "init", e))?;
         engine.start().into_result().map_err(|e| component_error(&to, "start", e))?;
-        engine.invalidate();
+        engine
+            .invalidate(Invalidate::All)
+            .into_result()
+            .map_err(|e| component_error(&to, "invalidate", e))?;
         let mut old = self.engine.take().expect("engine present between runs");
         let from = old.plugin.info.name.to_string();
         let stopped = old.engine.stop().into_result();
@@ -383,7 +397,7 @@ fn create_engine(plugin: &Plugin, config: &str) -> Result<EngineBox, VmError> {
         .module
         .create_engine()
         .ok_or_else(|| VmError::engine(format!("plugin '{}' has no engine factory", plugin.info.name)))?;
-    create(RStr::from_str(config)).into_result()
+    create(&EngineContext::single(config)).into_result()
 }
 
 /// The hart's run loop and what it needs, moved onto the vCPU thread for a run.
@@ -391,7 +405,7 @@ struct HartLoop {
     vcpu: Arc<SharedVcpu>,
     power: crate::devices::syscon::PowerState,
     stop: Arc<AtomicBool>,
-    exit_request: Arc<AtomicU32>,
+    attention: Arc<AtomicU32>,
     wake: Arc<tokio::sync::Notify>,
     clint: crate::devices::clint::Clint,
     activity: Arc<Activity>,
@@ -425,11 +439,31 @@ impl HartLoop {
             if instret >= limit {
                 return Ok(Outcome::Paused);
             }
-            self.exit_request.store(0, Ordering::SeqCst);
+            let attention = self.attention.swap(0, Ordering::SeqCst);
             self.clint.observe_instret(instret);
             {
                 // SAFETY: no engine run is in flight.
                 let ctx = unsafe { self.vcpu.get() };
+                // Code changed under the engine (stores, DMA): it drops those pages' code before
+                // it runs on. Taken after clearing the word, so a page queued meanwhile raises it
+                // again.
+                if attention & attn::CODE != 0 {
+                    let pages = ctx.code.take_invalidated();
+                    if !pages.is_empty() {
+                        let scope = Invalidate::Pages(RSlice::from_slice(&pages));
+                        slot.engine
+                            .invalidate(scope)
+                            .into_result()
+                            .map_err(|e| component_error(&name, "invalidate", e))?;
+                    }
+                }
+                if attention & attn::FLUSH_VIRT != 0 {
+                    let scope = Invalidate::VirtualMappings;
+                    slot.engine
+                        .invalidate(scope)
+                        .into_result()
+                        .map_err(|e| component_error(&name, "invalidate", e))?;
+                }
                 if let Some(code) = ctx.hart.interrupt_to_take() {
                     ctx.hart.take_interrupt(cpu, code);
                 }
@@ -451,6 +485,11 @@ impl HartLoop {
             };
             match r.map_err(|e| component_error(&name, "run", e))? {
                 ExitReason::BudgetExhausted | ExitReason::ExitRequested | ExitReason::Halt => {}
+                ExitReason::Debug => {
+                    return Err(
+                        VmError::engine("the engine stopped for a debugger, but none is attached").into()
+                    );
+                }
                 ExitReason::Wfi => self.wait_for_interrupt(),
                 ExitReason::HostError => {
                     // SAFETY: no engine run is in flight.
@@ -467,7 +506,7 @@ impl HartLoop {
         loop {
             // SAFETY: no engine run is in flight.
             let hart = &unsafe { self.vcpu.get() }.hart;
-            if self.stop.load(Ordering::SeqCst) || hart.wake_pending() {
+            if self.stop.load(Ordering::SeqCst) || self.power.get().is_some() || hart.wake_pending() {
                 return;
             }
             // With the instruction clock, sleeping until the timer is skipping to it.

@@ -140,8 +140,9 @@ pub struct CpuState {
     pub f: [u64; 32],
     /// Guest instructions retired since reset.
     pub instret: u64,
-    /// The host's translation context: the key, with the physical pc, of every translation.
-    /// Engines compare it, never interpret it. Changed only by host calls that answer `Redirect`.
+    /// The host's translation context: with the virtual and physical pc, the key of every
+    /// translation. Engines compare it, never interpret it. Changed only by host calls that answer
+    /// `Redirect`.
     pub tb_flags: u32,
     /// Current privilege level, in the guest ISA's encoding.
     pub privilege: u8,

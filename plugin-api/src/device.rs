@@ -153,9 +153,10 @@ pub type InterruptLineArc = InterruptLine_TO<'static, RArc<()>>;
 /// What the host does for a device besides the bus: timers and a stop request.
 #[sabi_trait]
 pub trait HostServices: Send + Sync {
-    /// Calls the device's [`Device::timer`] with `token` once, about `delay_ns` nanoseconds from
-    /// now (on a host thread, with the device's lock held as for a guest access). Setting a token
-    /// that is already pending moves it.
+    /// Calls the device's [`Device::timer`] with `token` once, about `delay_ns` nanoseconds of host
+    /// time from now (on a host thread, with the device's lock held as for a guest access; host
+    /// time even when the guest's clock counts instructions). Setting a token that is already
+    /// pending moves it. A machine reset cancels every pending timer.
     fn set_timer(&self, token: u64, delay_ns: u64);
     /// Cancels the pending timer `token`, if any.
     fn cancel_timer(&self, token: u64);

@@ -55,12 +55,17 @@ pub enum Flow {
 }
 
 /// A host call's flow decision and value.
+///
+/// 16 bytes, returned in RAX:RDX on x86-64 System V. `flow` is 2 bytes: the tag (0 `Continue`,
+/// 1 `Redirect`, 2 `Exit`), then the `ExitReason` for `Exit` only; otherwise the second byte is
+/// undefined, so generated code tests the low byte alone.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostResult {
     /// What to do next.
     pub flow: Flow,
-    /// The loaded value or the helper's result (meaningful with [`Flow::Continue`]).
+    /// The loaded value (the low `size` bytes, zero- or sign-extended as `access.signed` says;
+    /// an engine may extend again) or the helper's result, meaningful with [`Flow::Continue`].
     pub value: u64,
 }
 
@@ -334,9 +339,12 @@ pub trait FfiEngine: Send {
     fn subscribe(&mut self, sink: EventSinkBox) -> u64;
     /// Ends a subscription.
     fn unsubscribe(&mut self, id: u64) -> bool;
-    /// Runs from `cpu.pc` until an exit or until about `budget` instructions retired.
+    /// Runs from `cpu.pc` until an exit, or until at least `budget` instructions retired (at most
+    /// one block more; see the stop rule in [`crate::ir`]).
     fn run(&mut self, cpu: &mut CpuState, host: &HostCalls, budget: u64) -> VmResult<ExitReason>;
-    /// Executes exactly one IR block; leaves `cpu.pc` at the next pc.
+    /// Executes exactly one IR block. `Continue` when it ran to its end (`cpu.pc` = the next pc,
+    /// `cpu.instret` += `insn_count`), else the host's `Redirect` or `Exit`; a block ending in
+    /// `Terminator::Exit` gives `Exit(ExitRequested)`.
     fn execute_block(&mut self, cpu: &mut CpuState, host: &HostCalls, block: &IrBlock) -> VmResult<Flow>;
     /// Whether `run_async` should be preferred to `run`.
     fn is_async(&self) -> bool;
@@ -346,8 +354,9 @@ pub trait FfiEngine: Send {
     fn stats(&self) -> ExecutionStats;
     /// Drops all cached translations and counters.
     fn reset(&mut self) -> VmResult<()>;
-    /// Drops what `scope` names from the engine's caches.
-    fn invalidate(&mut self, scope: Invalidate<'_>);
+    /// Drops what `scope` names from the engine's caches. An error means the engine may still hold
+    /// stale code: the host must not run it again.
+    fn invalidate(&mut self, scope: Invalidate<'_>) -> VmResult<()>;
     /// Optional abilities; the hot-code methods below work only with `HOT_COMPILATION`.
     fn capabilities(&self) -> EngineCaps;
     /// Sets the execution counts between which a block becomes hot.
@@ -475,7 +484,7 @@ impl<E: Engine> FfiEngine for EngineAdapter<E> {
         self.call("update_config", |e| e.update_config(toml.as_str()))
     }
     fn get_config(&self) -> RString {
-        guard("get_config", || Ok(lock(&self.engine).get_config())).unwrap_or_default().into()
+        self.tracker.get("get_config", &self.events, String::new(), || lock(&self.engine).get_config()).into()
     }
     fn validate_config(&self, toml: RStr<'_>) -> VmResult<()> {
         guard("validate_config", || lock(&self.engine).validate_config(toml.as_str())).into()
@@ -498,7 +507,7 @@ impl<E: Engine> FfiEngine for EngineAdapter<E> {
         self.call("execute_block", |e| e.execute_block(cpu, host, block))
     }
     fn is_async(&self) -> bool {
-        guard("is_async", || Ok(lock(&self.engine).prefers_async())).unwrap_or(false)
+        self.tracker.get("is_async", &self.events, false, || lock(&self.engine).prefers_async())
     }
     fn run_async(&mut self, job: AsyncRun) -> FfiFuture<AsyncRunDone> {
         let engine = Arc::clone(&self.engine);
@@ -510,25 +519,24 @@ impl<E: Engine> FfiEngine for EngineAdapter<E> {
         })
     }
     fn stats(&self) -> ExecutionStats {
-        guard("stats", || Ok(lock(&self.engine).stats())).unwrap_or_default()
+        self.tracker.get("stats", &self.events, ExecutionStats::default(), || lock(&self.engine).stats())
     }
     fn reset(&mut self) -> VmResult<()> {
         self.call("reset", |e| e.reset())
     }
-    fn invalidate(&mut self, scope: Invalidate<'_>) {
-        let _ = self.call("invalidate", |e| {
+    fn invalidate(&mut self, scope: Invalidate<'_>) -> VmResult<()> {
+        self.call("invalidate", |e| {
             e.invalidate(scope);
             Ok(())
-        });
+        })
     }
     fn capabilities(&self) -> EngineCaps {
-        guard("capabilities", || {
+        self.tracker.get("capabilities", &self.events, EngineCaps::NONE, || {
             let mut e = lock(&self.engine);
             let hot =
                 if e.hot_compilation().is_some() { EngineCaps::HOT_COMPILATION } else { EngineCaps::NONE };
-            Ok(e.capabilities().union(hot))
+            e.capabilities().union(hot)
         })
-        .unwrap_or_default()
     }
     fn set_hot_threshold(&mut self, min: u32, max: u32) -> VmResult<()> {
         self.call("set_hot_threshold", |e| hot(e)?.set_hot_threshold(min, max))

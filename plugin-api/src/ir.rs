@@ -27,10 +27,12 @@
 //! Addresses are guest virtual, resolved through the TLB of mode `access.mmu` (see
 //! [`crate::cpu`]). A load or store may be misaligned unless `access.flags` has
 //! [`mem_flag::ALIGNED`]; the host decides what a misaligned access that reaches it does.
+//! - Atomics are always naturally aligned: the frontend sets `mem_flag::ALIGNED` on them, and
+//!   engines treat them as aligned whatever the flag says (a misaligned host atomic is undefined).
 //! - [`IrOp::Amo`]: atomically `old = mem[addr]; mem[addr] = eval_amo(op, size, old, src)`; `dst`
-//!   gets `old`, sign-extended when 4 bytes. Always aligned; through the `write` tag.
-//! - [`IrOp::LoadReserved`]: `dst = mem[addr]` (4 bytes sign-extended); then
-//!   `cpu.resv_addr = addr`, `cpu.resv_value = dst`.
+//!   gets `old`, sign-extended when 4 bytes. Through the `write` tag.
+//! - [`IrOp::LoadReserved`]: `dst = mem[addr]` (4 bytes sign-extended), through the `read` tag;
+//!   then `cpu.resv_addr = addr`, `cpu.resv_value = dst`.
 //! - [`IrOp::StoreConditional`]: if `cpu.resv_addr == addr` and a compare-exchange of
 //!   `cpu.resv_value` (at `size`) to `src` succeeds, `dst = 0`, else `dst = 1`; then always
 //!   `cpu.resv_addr = NO_RESERVATION`. A failed SC performs no store.
@@ -42,7 +44,9 @@
 //! the guest pc offset and the number of guest instructions of this block that retired before it.
 //! Before calling the host for such an op, an engine stores `block.pc + at.pc_offset` into
 //! `cpu.pc` and adds `at.insn_index` to the instructions it has counted so far, so the host sees
-//! exact state. When the block completes, the engine adds `insn_count` to `cpu.instret`.
+//! exact state. After a call answered `Continue` the block's entry count is
+//! `cpu.instret - at.insn_index` (the host may have rewritten the counter); when the block
+//! completes, `cpu.instret` = that entry count + `insn_count`.
 //!
 //! # Host calls
 //! - A host call answered with `Flow::Continue` may have changed guest registers, `cpu.fcsr` and
@@ -51,8 +55,9 @@
 //!   answers `Flow::Redirect`.
 //! - The value handed to the slow-path store holds the stored bytes; higher bits are ignored.
 //! - Translation never answers `Flow::Continue`; an engine treats that as an error.
-//! - The stop rule: a run's budget and the attention word are checked at block boundaries and
-//!   nowhere else, and engines execute exactly the blocks the host translated (never merged), so
+//! - The stop rule: before every block, the first included, an engine checks the attention word
+//!   and then the budget (instructions retired in this run, counting those of blocks left early),
+//!   and nowhere else; engines execute exactly the blocks the host translated (never merged), so
 //!   two engines given the same budget stop at the same instruction. A run may retire up to one
 //!   block more than its budget.
 
@@ -256,15 +261,17 @@ impl MemAccess {
 pub struct HelperFlags(pub u32);
 
 impl HelperFlags {
-    /// Reads no guest register: cached registers need not be written back before the call.
+    /// Reads no guest register (nor `pc` or `instret`): cached registers need not be written back
+    /// before the call. The op's flags are the helper table entry's.
     pub const NO_REG_READ: HelperFlags = HelperFlags(1 << 0);
     /// Writes no guest register (other than its `dst`): cached registers stay valid.
     pub const NO_REG_WRITE: HelperFlags = HelperFlags(1 << 1);
     /// Always answers `Flow::Continue`.
     pub const NO_EXIT: HelperFlags = HelperFlags(1 << 2);
-    /// Reads and writes `cpu.fcsr` (and nothing else of the state).
-    pub const FP: HelperFlags = HelperFlags(1 << 3);
-    /// A function of its arguments alone (implies the three flags above).
+    /// Reads and writes `cpu.fcsr`, and of the state nothing else (implies `NO_REG_READ` and
+    /// `NO_REG_WRITE`); may still exit unless `NO_EXIT` is set too.
+    pub const FP: HelperFlags = HelperFlags(1 << 3 | 1 << 1 | 1);
+    /// A function of its arguments alone (implies `NO_REG_READ`, `NO_REG_WRITE` and `NO_EXIT`).
     pub const PURE: HelperFlags = HelperFlags(1 << 4 | 1 << 2 | 1 << 1 | 1);
 
     /// Both sets of bits.
@@ -478,7 +485,9 @@ pub enum Terminator {
 pub struct IrBlock {
     /// Guest virtual pc of the first instruction.
     pub pc: u64,
-    /// Guest physical address of the first byte: with `flags`, the key of the translation.
+    /// Guest physical address of the first byte. With `pc` and `flags`, the key of the
+    /// translation: its constants and targets are virtual, so one physical block mapped at two
+    /// virtual addresses is two translations.
     pub phys_pc: u64,
     /// The `cpu.tb_flags` the block was lowered under.
     pub flags: u32,

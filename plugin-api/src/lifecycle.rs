@@ -116,7 +116,9 @@ pub enum VmEvent {
 /// Receives events. Implemented by the host and by anyone who subscribes.
 #[sabi_trait]
 pub trait EventSink: Send + Sync {
-    /// Called once per event, on the publishing thread. Keep it short.
+    /// Called once per event, on the publishing thread, with the publisher's subscriber list
+    /// locked: keep it short, and do not subscribe, unsubscribe or publish to the same component
+    /// from here.
     fn on_event(&self, event: &VmEvent);
 }
 

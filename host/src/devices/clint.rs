@@ -59,7 +59,7 @@ struct VirtualTime {
     skipped: AtomicU64,
     /// Raised when `mtimecmp` changes, so the run loop re-plans the engine's budget to end at the
     /// new deadline.
-    exit_request: Arc<AtomicU32>,
+    attention: Arc<AtomicU32>,
 }
 
 /// CLINT state shared by the bus device and the hart.
@@ -84,9 +84,9 @@ impl Clint {
     }
 
     /// A CLINT whose `mtime` follows the hart's instructions retired (reported through
-    /// [`Clint::observe_instret`]); `exit_request` is raised when `mtimecmp` changes.
-    pub fn virtual_time(exit_request: Arc<AtomicU32>) -> Clint {
-        let time = VirtualTime { instret: AtomicU64::new(0), skipped: AtomicU64::new(0), exit_request };
+    /// [`Clint::observe_instret`]); `attention` is raised when `mtimecmp` changes.
+    pub fn virtual_time(attention: Arc<AtomicU32>) -> Clint {
+        let time = VirtualTime { instret: AtomicU64::new(0), skipped: AtomicU64::new(0), attention };
         Self::with_clock(Clock::Instructions(Arc::new(time)))
     }
 
@@ -224,7 +224,7 @@ impl MmioDevice for Clint {
                 // Only the deadline needs re-planning; `msip` is read where it matters.
                 self.changed.notify_one();
                 if let Clock::Instructions(t) = &self.clock {
-                    t.exit_request.store(1, Ordering::SeqCst);
+                    t.attention.fetch_or(vm_plugin_api::cpu::attn::IRQ, Ordering::SeqCst);
                 }
             }
             // mtime is read-only here: the host clock drives it.

@@ -4,4 +4,5 @@
 pub mod clint;
 pub mod plic;
 pub mod plugin;
+pub mod services;
 pub mod syscon;

@@ -67,7 +67,7 @@ impl ExternalIrq {
 struct HartPort {
     lines: ExternalIrq,
     /// Asks the hart's running engine to return at its next block boundary.
-    exit_request: Arc<AtomicU32>,
+    attention: Arc<AtomicU32>,
 }
 
 struct Regs {
@@ -116,11 +116,11 @@ fn bit(n: u32) -> (usize, u32) {
 
 impl Plic {
     /// A PLIC for one hart per exit-request flag (hart h gets contexts 2h and 2h + 1).
-    pub fn new(exit_requests: &[Arc<AtomicU32>], wake: Arc<tokio::sync::Notify>) -> Plic {
-        let contexts = 2 * exit_requests.len();
-        let harts: Vec<_> = exit_requests
+    pub fn new(attentions: &[Arc<AtomicU32>], wake: Arc<tokio::sync::Notify>) -> Plic {
+        let contexts = 2 * attentions.len();
+        let harts: Vec<_> = attentions
             .iter()
-            .map(|e| HartPort { lines: ExternalIrq::default(), exit_request: Arc::clone(e) })
+            .map(|e| HartPort { lines: ExternalIrq::default(), attention: Arc::clone(e) })
             .collect();
         let regs = Regs {
             priority: [0; NUM_SOURCES as usize],
@@ -172,7 +172,7 @@ impl Plic {
             // loop, clearing the flag before it looks for interrupts, cannot miss it.
             let rising = (meip | seip) & !old != 0;
             if rising {
-                port.exit_request.store(1, Ordering::SeqCst);
+                port.attention.fetch_or(vm_plugin_api::cpu::attn::IRQ, Ordering::SeqCst);
             }
             rose |= rising;
         }

@@ -142,9 +142,9 @@ pub const S_INTERRUPTS: u64 = MIP_SSIP | MIP_STIP | MIP_SEIP;
 /// Every interrupt the hart has.
 pub const ALL_INTERRUPTS: u64 = S_INTERRUPTS | MIP_MSIP | MIP_MTIP | MIP_MEIP;
 
-/// `misa` for RV64IMC with S and U: MXL = 2 (64-bit). A, F and D are decoded but not executable
-/// yet (plugin-api 0.2's IR carries them), so `misa` does not claim them.
-pub const MISA_VALUE: u64 = (2 << 62) | ext(b'C') | ext(b'I') | ext(b'M') | ext(b'S') | ext(b'U');
+/// `misa` for RV64IMAC with S and U: MXL = 2 (64-bit). F and D are decoded but not executed yet,
+/// so `misa` does not claim them.
+pub const MISA_VALUE: u64 = (2 << 62) | ext(b'A') | ext(b'C') | ext(b'I') | ext(b'M') | ext(b'S') | ext(b'U');
 
 const fn ext(letter: u8) -> u64 {
     1 << (letter - b'A')

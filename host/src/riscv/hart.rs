@@ -1,14 +1,12 @@
 //! The RISC-V hart's privileged state (spec 1.12): M, S and U, CSRs, traps, delegation and
-//! interrupts, with `satp` = Bare only.
+//! interrupts, `satp` with Bare, Sv39 and Sv48.
 //!
 //! `mip.MEIP` and `mip.SEIP` are the PLIC's outputs for the hart's M and S contexts, read from an
 //! atomic the PLIC writes; `mip.SEIP` reads as that line OR a bit M-mode software may set.
 //!
-//! Until plugin-api 0.2's TLB exists, three things are stored but not acted on: `satp` accepts
-//! only Bare (Sv39/Sv48 writes do not stick, so software that probes finds no MMU rather than a
-//! wrong one; `mmu.rs` has the walker and the full WARL rule), PMP entries are kept as QEMU
-//! keeps them but not enforced, and `mstatus.MPRV`/`SUM`/`MXR` change nothing under Bare
-//! translation without PMP (MPRV only selects the privilege PMP would check).
+//! Translation is done by the host's TLB fill (`vcpu.rs` with `mmu.rs`); this module keeps the
+//! translation context in `CpuState` (privilege, `tb_flags`, `fetch_mmu`) in step with the
+//! privilege and `mstatus`. PMP entries are kept as QEMU keeps them but not enforced yet.
 //!
 //! Engines execute IR on `CpuState`; whatever the IR cannot express (CSR access, `ecall`, xRET,
 //! faults) comes here through the helper calls defined in [`super::helper`]. The current privilege
@@ -18,6 +16,7 @@
 use super::csr::*;
 use super::helper::{CSR_NO_READ, CSR_NO_WRITE, CSR_NUMBER_MASK};
 use super::mmu;
+use super::tlb;
 use crate::devices::clint::Clint;
 use crate::devices::plic::ExternalIrq;
 use vm_plugin_api::CpuState;
@@ -39,8 +38,12 @@ pub enum Exception {
     Illegal = 2,
     /// Breakpoint.
     Breakpoint = 3,
+    /// Load address misaligned (LR).
+    LoadMisaligned = 4,
     /// Load access fault.
     LoadAccess = 5,
+    /// Store/AMO address misaligned.
+    StoreMisaligned = 6,
     /// Store/AMO access fault.
     StoreAccess = 7,
     /// Environment call from U-mode.
@@ -49,6 +52,27 @@ pub enum Exception {
     EcallS = 9,
     /// Environment call from M-mode.
     EcallM = 11,
+    /// Instruction page fault.
+    FetchPage = 12,
+    /// Load page fault.
+    LoadPage = 13,
+    /// Store/AMO page fault.
+    StorePage = 15,
+}
+
+impl Exception {
+    /// The exception a failed translation raises.
+    pub fn of_fault(f: &mmu::Fault) -> Exception {
+        use mmu::{Access, FaultKind};
+        match (f.kind, f.access) {
+            (FaultKind::Access, Access::Fetch) => Exception::FetchAccess,
+            (FaultKind::Access, Access::Load) => Exception::LoadAccess,
+            (FaultKind::Access, Access::Store) => Exception::StoreAccess,
+            (FaultKind::Page, Access::Fetch) => Exception::FetchPage,
+            (FaultKind::Page, Access::Load) => Exception::LoadPage,
+            (FaultKind::Page, Access::Store) => Exception::StorePage,
+        }
+    }
 }
 
 const INTERRUPT: u64 = 1 << 63;
@@ -267,7 +291,8 @@ impl Hart {
             self.privilege = PRIV_M;
             self.mtvec
         };
-        cpu.privilege = self.privilege;
+        cpu.resv_addr = vm_plugin_api::cpu::NO_RESERVATION;
+        self.sync_context(cpu);
         let base = tvec & !3;
         let vectored = tvec & 1 == 1 && cause & INTERRUPT != 0;
         cpu.pc = if vectored { base.wrapping_add(4 * code) } else { base };
@@ -306,9 +331,28 @@ impl Hart {
 
     fn return_to(&mut self, cpu: &mut CpuState, privilege: u8, pc: u64) {
         self.privilege = privilege;
-        cpu.privilege = privilege;
+        self.sync_context(cpu);
         cpu.pc = pc;
         cpu.instret += 1;
+    }
+
+    /// The MMU mode of loads and stores: MPRV in M makes them use MPP's; SUM lets S touch U pages.
+    pub fn data_mmu(&self) -> u8 {
+        let mpp = ((self.mstatus & MSTATUS_MPP) >> MSTATUS_MPP_SHIFT) as u8;
+        let mprv = self.mstatus & MSTATUS_MPRV != 0;
+        match mmu::effective_privilege(self.privilege, mprv, mpp, mmu::Access::Load) {
+            mmu::Privilege::Machine => tlb::MMU_M,
+            mmu::Privilege::Supervisor if self.mstatus & MSTATUS_SUM != 0 => tlb::MMU_S_SUM,
+            mmu::Privilege::Supervisor => tlb::MMU_S,
+            mmu::Privilege::User => tlb::MMU_U,
+        }
+    }
+
+    /// Copies the translation context to `cpu`: privilege, `tb_flags` and the fetch MMU mode.
+    pub fn sync_context(&self, cpu: &mut CpuState) {
+        cpu.privilege = self.privilege;
+        cpu.tb_flags = tlb::tb_flags(self.privilege, self.data_mmu());
+        cpu.fetch_mmu = tlb::fetch_mmu(self.privilege);
     }
 
     /// Whether `wfi` may run here: illegal in U (S exists), and in S with TW. QEMU raises it at
@@ -427,14 +471,7 @@ impl Hart {
             SEPC => self.sepc = v & !1,
             SCAUSE => self.scause = v,
             STVAL => self.stval = v,
-            // Temporary WARL rule: a mode that does not stick on this machine keeps the old
-            // value; mmu::satp_write alone is the rule once the TLB is in (see the module docs).
-            SATP => {
-                let next = mmu::satp_write(self.satp, v);
-                if mmu::Satp::decode(next).is_some_and(|s| s.mode == mmu::Mode::Bare) {
-                    self.satp = next;
-                }
-            }
+            SATP => self.satp = mmu::satp_write(self.satp, v),
             MSTATUS => {
                 // MPP is WARL over U, S and M: the reserved 2 leaves it unchanged.
                 let mpp =
@@ -805,7 +842,7 @@ mod tests {
         // misa ignores writes.
         wr(&mut h, &cpu, MISA, 0).unwrap();
         assert_eq!(rd(&mut h, &cpu, MISA), Ok(MISA_VALUE));
-        assert_eq!(MISA_VALUE & 0x3ff_ffff, 0x14_1104, "I, M, C, S, U; no A, F, D");
+        assert_eq!(MISA_VALUE & 0x3ff_ffff, 0x14_1105, "A, I, M, C, S, U; no F, D");
     }
 
     #[test]
@@ -849,16 +886,21 @@ mod tests {
     }
 
     #[test]
-    fn satp_accepts_only_bare_until_the_tlb_exists() {
+    fn satp_keeps_bare_sv39_and_sv48_and_refuses_other_modes() {
         let (mut h, mut cpu) = hart();
         wr(&mut h, &cpu, SATP, 0x0000_1000_0008_0000).unwrap();
         assert_eq!(h.satp, 0x0000_1000_0008_0000, "Bare with other fields: kept, as QEMU");
         wr(&mut h, &cpu, SATP, 0).unwrap();
-        // Sv39, Sv48 (which mmu.rs implements), Sv57 and reserved modes do not stick yet.
-        for mode in [8u64, 9, 10, 1, 15] {
+        // Sv57 and the reserved modes do not stick (Linux probes Sv57, then Sv48, then Sv39).
+        for mode in [10u64, 1, 15] {
             wr(&mut h, &cpu, SATP, mode << 60 | 0x8_0000).unwrap();
             assert_eq!(rd(&mut h, &cpu, SATP), Ok(0), "mode {mode}");
         }
+        for mode in [8u64, 9] {
+            wr(&mut h, &cpu, SATP, mode << 60 | 0x8_0000).unwrap();
+            assert_eq!(rd(&mut h, &cpu, SATP), Ok(mode << 60 | 0x8_0000), "mode {mode}");
+        }
+        wr(&mut h, &cpu, SATP, 0).unwrap();
         // TVM makes satp illegal in S, not in M.
         h.mstatus = MSTATUS_TVM;
         assert_eq!(rd(&mut h, &cpu, SATP), Ok(0));

@@ -1,20 +1,24 @@
 //! The helper calls the RISC-V frontend emits, and their calling convention.
 //!
-//! Helper ids are the frontend's own numbering (engines pass them through untouched). Before any
-//! helper runs, the engine has set `cpu.pc` to the instruction's pc and `cpu.instret` to the count
-//! before it (see `vm_plugin_api::ir`). A helper that returns `Flow::Continue` lets the instruction
-//! retire with the block; one that redirects or exits sets `cpu.pc`, and bumps `cpu.instret` itself
-//! when the instruction retired (`mret`, `wfi`), but not when it trapped (`ecall`, illegal).
+//! Helper ids are the frontend's own numbering: indices into the host's helper table (entry 0 is
+//! unused). Before any helper runs, the engine has set `cpu.pc` to the instruction's pc and
+//! `cpu.instret` to the count before it (see `vm_plugin_api::ir`). A helper that returns
+//! `Flow::Continue` lets the instruction retire with the block; one that redirects or exits sets
+//! `cpu.pc`, and bumps `cpu.instret` itself when the instruction retired (`mret`, `wfi`, a CSR
+//! write that changed the translation context), but not when it trapped (`ecall`, illegal).
+//! Every helper's `imm` holds the instruction's bits in its top 32 bits or, for the ones with no
+//! other constant, in its low 32: that is the `tval` of an illegal-instruction trap.
 
 /// Frontend helper ids.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Helper {
-    /// `csrrw`/`csrrwi`: `a` = new value, `b` = csr number | flags. Returns the old value.
+    /// `csrrw`/`csrrwi`: `a` = new value, `imm` = csr number | flags | rd << 16 | bits << 32.
+    /// Returns the old value.
     CsrRw = 1,
-    /// `csrrs`/`csrrsi`: `a` = bits to set, `b` = csr number | flags. Returns the old value.
+    /// `csrrs`/`csrrsi`: `a` = bits to set, `imm` as for `CsrRw`. Returns the old value.
     CsrRs = 2,
-    /// `csrrc`/`csrrci`: `a` = bits to clear, `b` = csr number | flags. Returns the old value.
+    /// `csrrc`/`csrrci`: `a` = bits to clear, `imm` as for `CsrRw`. Returns the old value.
     CsrRc = 3,
     /// `ecall`: raises the environment-call exception for the current privilege. Always redirects.
     Ecall = 4,
@@ -26,21 +30,27 @@ pub enum Helper {
     Sret = 7,
     /// `wfi`: exits with `ExitReason::Wfi`, pc at the next instruction.
     Wfi = 8,
-    /// `sfence.vma`: `a` = rs1 value (address), `b` = rs2 value (asid). Continues.
+    /// `sfence.vma`: `a` = rs1 value (address), `b` = rs2 value (asid), `imm` = bits | rs1 is x0
+    /// << 32 | rs2 is x0 << 33. Continues.
     SfenceVma = 9,
-    /// An instruction the frontend does not implement or that is illegal: `a` = its raw bits.
+    /// An instruction the frontend does not implement or that is illegal: `imm` = its raw bits.
     /// Raises illegal-instruction with `mtval` = the bits. Always redirects.
     Illegal = 10,
 }
 
-/// Flag in a CSR helper's `b`: the destination is `x0`, so the CSR must not be read (no read side
+/// Entries in the helper table: the largest id plus one.
+pub const HELPER_COUNT: usize = 11;
+
+/// Flag in a CSR helper's `imm`: the destination is `x0`, so the CSR must not be read (no read side
 /// effects).
 pub const CSR_NO_READ: u64 = 1 << 12;
-/// Flag in a CSR helper's `b`: the source is `x0` / a zero immediate for `csrrs`/`csrrc`, so the
+/// Flag in a CSR helper's `imm`: the source is `x0` / a zero immediate for `csrrs`/`csrrc`, so the
 /// CSR must not be written (reading a read-only CSR is then legal).
 pub const CSR_NO_WRITE: u64 = 1 << 13;
-/// Mask of the CSR number in a CSR helper's `b`.
+/// Mask of the CSR number in a CSR helper's `imm`.
 pub const CSR_NUMBER_MASK: u64 = 0xfff;
+/// Where a CSR helper's `imm` holds `rd`.
+pub const CSR_RD_SHIFT: u32 = 16;
 
 impl Helper {
     /// The helper with id `id`, if any.

@@ -6,12 +6,15 @@
 //! on (no writes to `x0`, exact [`At`]s) are kept here. Instructions are 2 or 4 bytes long (the C
 //! extension), so offsets, fall-through pcs and link values all come from each one's own length.
 
-use vm_plugin_api::IrBlock;
 use vm_plugin_api::abi_stable::std_types::{ROption, RVec};
-use vm_plugin_api::ir::{At, BinOp, Dest, IrOp, MemAccess, Operand, Terminator};
+use vm_plugin_api::ir::{
+    At, AtomicOp, BinOp, Dest, HelperFlags, IrOp, MemAccess, NO_PAGE, Operand, Terminator, fence, mem_flag,
+};
+use vm_plugin_api::{IrBlock, MemoryOrder};
 
-use crate::riscv::decode::{self, CsrOp, Decoded, Insn};
-use crate::riscv::helper::{CSR_NO_READ, CSR_NO_WRITE, Helper};
+use crate::riscv::decode::{self, AmoOp, CsrOp, Decoded, Insn};
+use crate::riscv::helper::{CSR_NO_READ, CSR_NO_WRITE, CSR_RD_SHIFT, Helper};
+use crate::riscv::tlb;
 
 /// Most guest instructions in one block (bounds interrupt latency).
 pub const MAX_BLOCK_INSNS: u32 = 64;
@@ -21,11 +24,13 @@ pub const MAX_BLOCK_INSNS: u32 = 64;
 /// halfword reads the next page, as its own fetch must; if that faults, the block ends before it.
 const PAGE_SHIFT: u32 = 12;
 
-/// Translates the block at `pc`. `fetch16(addr)` returns the 16-bit halfword at guest address `addr`,
-/// or None if fetching there faults. Returns None only when the first instruction cannot be fetched;
-/// a fetch failure later ends the block before that instruction (with a Jump to it, so the fault is
-/// raised when it is executed).
-pub fn translate(pc: u64, fetch16: &mut dyn FnMut(u64) -> Option<u16>) -> Option<IrBlock> {
+/// Translates the block at `pc` under translation context `flags` (see [`tlb::data_mmu`]).
+/// `fetch16(addr)` returns the 16-bit halfword at guest virtual address `addr`, or None if fetching
+/// there faults. Returns None only when the first instruction cannot be fetched; a fetch failure
+/// later ends the block before that instruction (with a Jump to it, so the fault is raised when it
+/// is executed). The caller fills in `phys_pc` and `pages`.
+pub fn translate(pc: u64, flags: u32, fetch16: &mut dyn FnMut(u64) -> Option<u16>) -> Option<IrBlock> {
+    let mmu = tlb::data_mmu(flags);
     let mut ops = RVec::new();
     let mut len = 0u32;
     let mut insn_count = 0u32;
@@ -44,15 +49,52 @@ pub fn translate(pc: u64, fetch16: &mut dyn FnMut(u64) -> Option<u16>) -> Option
         len += u32::from(decoded.len);
         insn_count += 1;
         let next_pc = insn_pc.wrapping_add(u64::from(decoded.len));
-        if let Some(term) = lower(&mut ops, decoded, insn_pc, next_pc, at) {
+        if let Some(term) = lower(&mut ops, decoded, insn_pc, next_pc, at, mmu) {
             break term;
         }
     };
-    Some(IrBlock { pc, len, insn_count, ops, term })
+    Some(IrBlock { pc, phys_pc: pc, flags, len, insn_count, pages: [pc & !0xfff, NO_PAGE], ops, term })
+}
+
+/// The IR ordering of an atomic's `aq`/`rl` bits.
+fn order(aq: bool, rl: bool) -> MemoryOrder {
+    match (aq, rl) {
+        (true, true) => MemoryOrder::SeqCst,
+        (true, false) => MemoryOrder::Acquire,
+        (false, true) => MemoryOrder::Release,
+        (false, false) => MemoryOrder::Relaxed,
+    }
+}
+
+fn atomic_op(op: AmoOp) -> AtomicOp {
+    match op {
+        AmoOp::Swap => AtomicOp::Swap,
+        AmoOp::Add => AtomicOp::Add,
+        AmoOp::Xor => AtomicOp::Xor,
+        AmoOp::And => AtomicOp::And,
+        AmoOp::Or => AtomicOp::Or,
+        AmoOp::Min => AtomicOp::Min,
+        AmoOp::Max => AtomicOp::Max,
+        AmoOp::MinU => AtomicOp::MinU,
+        AmoOp::MaxU => AtomicOp::MaxU,
+    }
+}
+
+/// The IR access classes of a `fence` set (the instruction's bits are I, O, R, W from 3 to 0).
+fn fence_set(set: u8) -> u8 {
+    let bit = |b: u8, class: u8| if set & b != 0 { class } else { 0 };
+    bit(8, fence::I) | bit(4, fence::O) | bit(2, fence::R) | bit(1, fence::W)
 }
 
 /// Emits the ops of one instruction; returns the terminator if it ends the block.
-fn lower(ops: &mut RVec<IrOp>, decoded: Decoded, pc: u64, next_pc: u64, at: At) -> Option<Terminator> {
+fn lower(
+    ops: &mut RVec<IrOp>,
+    decoded: Decoded,
+    pc: u64,
+    next_pc: u64,
+    at: At,
+    mmu: u8,
+) -> Option<Terminator> {
     // A temporary for values with nowhere else to go; each instruction uses at most this one.
     const TMP: u8 = 0;
     let reg = Operand::Reg;
@@ -84,11 +126,30 @@ fn lower(ops: &mut RVec<IrOp>, decoded: Decoded, pc: u64, next_pc: u64, at: At) 
         Insn::Load { rd, rs1, imm, access } => {
             // A load into x0 still accesses memory (it may fault or touch a device).
             let dst = if rd == 0 { Dest::Tmp(TMP) } else { Dest::Reg(rd) };
+            let access = MemAccess { mmu, ..access };
             ops.push(IrOp::Load { dst, base: reg(rs1), offset: imm, access, at });
         }
         Insn::Store { rs1, rs2, imm, size } => {
-            let access = MemAccess { size, signed: false };
+            let access = MemAccess::new(size, false, mmu);
             ops.push(IrOp::Store { src: reg(rs2), base: reg(rs1), offset: imm, access, at });
+        }
+        // Atomics access memory even when rd is x0 (the result goes to a temporary then).
+        Insn::LoadReserved { size, rd, rs1, aq, rl } => {
+            let dst = if rd == 0 { Dest::Tmp(TMP) } else { Dest::Reg(rd) };
+            let access = MemAccess { size, signed: true, mmu, flags: mem_flag::ALIGNED };
+            ops.push(IrOp::LoadReserved { dst, addr: reg(rs1), access, order: order(aq, rl), at });
+        }
+        Insn::StoreConditional { size, rd, rs1, rs2, aq, rl } => {
+            let dst = if rd == 0 { Dest::Tmp(TMP) } else { Dest::Reg(rd) };
+            let access = MemAccess { size, signed: true, mmu, flags: mem_flag::ALIGNED };
+            let order = order(aq, rl);
+            ops.push(IrOp::StoreConditional { dst, addr: reg(rs1), src: reg(rs2), access, order, at });
+        }
+        Insn::Amo { op, size, rd, rs1, rs2, aq, rl } => {
+            let dst = if rd == 0 { Dest::Tmp(TMP) } else { Dest::Reg(rd) };
+            let access = MemAccess { size, signed: true, mmu, flags: mem_flag::ALIGNED };
+            let (op, order) = (atomic_op(op), order(aq, rl));
+            ops.push(IrOp::Amo { op, dst, addr: reg(rs1), src: reg(rs2), access, order, at });
         }
         Insn::OpImm { op, rd, rs1, imm } if rd != 0 => {
             ops.push(IrOp::Bin { op, dst: Dest::Reg(rd), a: reg(rs1), b: Operand::Imm(imm) });
@@ -96,35 +157,44 @@ fn lower(ops: &mut RVec<IrOp>, decoded: Decoded, pc: u64, next_pc: u64, at: At) 
         Insn::Op { op, rd, rs1, rs2 } if rd != 0 => {
             ops.push(IrOp::Bin { op, dst: Dest::Reg(rd), a: reg(rs1), b: reg(rs2) });
         }
-        // Every engine runs one hart in program order, so a fence orders nothing yet.
-        Insn::OpImm { .. } | Insn::Op { .. } | Insn::Fence { .. } => {}
-        Insn::FenceI => return Some(Terminator::FlushCode { next: next_pc }),
+        Insn::OpImm { .. } | Insn::Op { .. } => {}
+        // `pause` and other fences with an empty set order nothing.
+        Insn::Fence { pred, succ, .. } if pred & succ == 0 && (pred == 0 || succ == 0) => {}
+        Insn::Fence { pred, succ, .. } => {
+            ops.push(IrOp::Fence { pred: fence_set(pred), succ: fence_set(succ) })
+        }
+        // Stores to pages holding translated code invalidate it as they happen (see the host's
+        // code-page tracking), so `fence.i` only has to end the block, as on QEMU.
+        Insn::FenceI => return Some(Terminator::Jump { target: next_pc }),
         // A CSR write can enable a pending interrupt (mstatus, mie), which must be taken before
         // the next instruction: the block ends there so the engine checks for it.
         Insn::Csr { op, rd, rs1, csr } => {
-            if csr_op(ops, op, rd, reg(rs1), rs1 == 0, csr, at) {
+            if csr_op(ops, op, rd, reg(rs1), rs1 == 0, csr, decoded.bits, at) {
                 return Some(Terminator::Jump { target: next_pc });
             }
         }
         Insn::CsrImm { op, rd, zimm, csr } => {
-            if csr_op(ops, op, rd, Operand::Imm(i64::from(zimm)), zimm == 0, csr, at) {
+            if csr_op(ops, op, rd, Operand::Imm(i64::from(zimm)), zimm == 0, csr, decoded.bits, at) {
                 return Some(Terminator::Jump { target: next_pc });
             }
         }
-        Insn::SfenceVma { rs1, rs2 } => helper(ops, Helper::SfenceVma, reg(rs1), reg(rs2), at),
-        Insn::Ecall => return Some(end_with_helper(ops, Helper::Ecall, 0, next_pc, at)),
-        Insn::Ebreak => return Some(end_with_helper(ops, Helper::Ebreak, 0, next_pc, at)),
-        Insn::Mret => return Some(end_with_helper(ops, Helper::Mret, 0, next_pc, at)),
-        Insn::Sret => return Some(end_with_helper(ops, Helper::Sret, 0, next_pc, at)),
-        Insn::Wfi => return Some(end_with_helper(ops, Helper::Wfi, 0, next_pc, at)),
+        // The mappings the rest of the block was fetched under may be gone: the block ends, and the
+        // host makes the engine drop what it keyed by virtual address before the next one.
+        Insn::SfenceVma { rs1, rs2 } => {
+            let imm = u64::from(decoded.bits) | u64::from(rs1 == 0) << 32 | u64::from(rs2 == 0) << 33;
+            helper(ops, Helper::SfenceVma, [reg(rs1), reg(rs2)], imm, at);
+            return Some(Terminator::Jump { target: next_pc });
+        }
+        Insn::Ecall => return Some(end_with_helper(ops, Helper::Ecall, decoded.bits, next_pc, at)),
+        Insn::Ebreak => return Some(end_with_helper(ops, Helper::Ebreak, decoded.bits, next_pc, at)),
+        Insn::Mret => return Some(end_with_helper(ops, Helper::Mret, decoded.bits, next_pc, at)),
+        Insn::Sret => return Some(end_with_helper(ops, Helper::Sret, decoded.bits, next_pc, at)),
+        Insn::Wfi => return Some(end_with_helper(ops, Helper::Wfi, decoded.bits, next_pc, at)),
         Insn::Illegal { bits } => return Some(end_with_helper(ops, Helper::Illegal, bits, next_pc, at)),
-        // A and F/D are decoded but the IR cannot express them yet (it comes with plugin-api 0.2):
-        // until then they trap exactly as an unknown encoding does, with the fetched bits (16 for
-        // a compressed one) for mtval.
-        Insn::LoadReserved { .. }
-        | Insn::StoreConditional { .. }
-        | Insn::Amo { .. }
-        | Insn::FpLoad { .. }
+        // F and D are decoded but not executed yet (misa and the device tree do not offer them):
+        // they trap exactly as an unknown encoding does, with the fetched bits (16 for a
+        // compressed one) for mtval.
+        Insn::FpLoad { .. }
         | Insn::FpStore { .. }
         | Insn::FpFused { .. }
         | Insn::FpArith { .. }
@@ -154,6 +224,7 @@ fn mov(ops: &mut RVec<IrOp>, rd: u8, src: Operand) {
 /// A CSR access. `src_is_zero` says the source field is x0 or a zero immediate, which for
 /// `csrrs`/`csrrc` means the CSR is not written (so reading a read-only CSR is legal). Returns
 /// whether the instruction writes the CSR.
+#[allow(clippy::too_many_arguments)]
 fn csr_op(
     ops: &mut RVec<IrOp>,
     op: CsrOp,
@@ -161,6 +232,7 @@ fn csr_op(
     src: Operand,
     src_is_zero: bool,
     csr: u16,
+    bits: u32,
     at: At,
 ) -> bool {
     let (id, flags) = match op {
@@ -170,20 +242,24 @@ fn csr_op(
         CsrOp::Rc => (Helper::CsrRc, if src_is_zero { CSR_NO_WRITE } else { 0 }),
     };
     let dst = if rd == 0 { ROption::RNone } else { ROption::RSome(Dest::Reg(rd)) };
-    let b = Operand::Imm((u64::from(csr) | flags) as i64);
-    ops.push(IrOp::Helper { id: id.id(), dst, a: src, b, at });
+    // The helper gets rd too: when the write changes the translation context it completes the
+    // instruction itself (rd, pc) and redirects.
+    let imm = u64::from(csr) | flags | u64::from(rd) << CSR_RD_SHIFT | u64::from(bits) << 32;
+    let args = [src, Operand::Imm(0), Operand::Imm(0)];
+    ops.push(IrOp::Helper { id: id.id(), flags: HelperFlags::default(), dst, args, imm, at });
     flags & CSR_NO_WRITE == 0
 }
 
 /// A helper call with no result that continues the block.
-fn helper(ops: &mut RVec<IrOp>, id: Helper, a: Operand, b: Operand, at: At) {
-    ops.push(IrOp::Helper { id: id.id(), dst: ROption::RNone, a, b, at });
+fn helper(ops: &mut RVec<IrOp>, id: Helper, args: [Operand; 2], imm: u64, at: At) {
+    let args = [args[0], args[1], Operand::Imm(0)];
+    ops.push(IrOp::Helper { id: id.id(), flags: HelperFlags::default(), dst: ROption::RNone, args, imm, at });
 }
 
-/// A helper call that ends the block. The helper redirects or exits, so the Jump is only the
-/// terminator the IR requires.
-fn end_with_helper(ops: &mut RVec<IrOp>, id: Helper, arg: u32, next_pc: u64, at: At) -> Terminator {
-    helper(ops, id, Operand::Imm(i64::from(arg)), Operand::Imm(0), at);
+/// A helper call that ends the block, given the instruction's bits. The helper redirects or
+/// exits, so the Jump is only the terminator the IR requires.
+fn end_with_helper(ops: &mut RVec<IrOp>, id: Helper, bits: u32, next_pc: u64, at: At) -> Terminator {
+    helper(ops, id, [Operand::Imm(0), Operand::Imm(0)], u64::from(bits), at);
     Terminator::Jump { target: next_pc }
 }
 
@@ -191,6 +267,9 @@ fn end_with_helper(ops: &mut RVec<IrOp>, id: Helper, arg: u32, next_pc: u64, at:
 mod tests {
     use super::*;
     use vm_plugin_api::ir::{Cond, MAX_TEMPS};
+
+    /// Machine mode, no translation: the context of every test block unless it says otherwise.
+    const M: u32 = 3 | (tlb::MMU_M as u32) << 2;
 
     const NOP: u32 = 0x0000_0013; // addi x0, x0, 0
     const ECALL: u32 = 0x0000_0073;
@@ -210,7 +289,7 @@ mod tests {
             assert!(offset.is_multiple_of(2), "odd fetch at {addr:#x}");
             halves.get(usize::try_from(offset / 2).ok()?).copied()
         };
-        let block = translate(base, &mut fetch16)?;
+        let block = translate(base, M, &mut fetch16)?;
         check_invariants(&block);
         Some(block)
     }
@@ -239,9 +318,15 @@ mod tests {
                 IrOp::Bin { dst, a, b, .. } => dest_ok(dst) && operand_ok(a) && operand_ok(b),
                 IrOp::Load { dst, base, at, .. } => dest_ok(dst) && operand_ok(base) && at_ok(at),
                 IrOp::Store { src, base, at, .. } => operand_ok(src) && operand_ok(base) && at_ok(at),
-                IrOp::Helper { dst, a, b, at, .. } => {
-                    dst.into_option().is_none_or(dest_ok) && operand_ok(a) && operand_ok(b) && at_ok(at)
+                IrOp::Helper { dst, args, at, .. } => {
+                    dst.into_option().is_none_or(dest_ok) && args.iter().all(|&a| operand_ok(a)) && at_ok(at)
                 }
+                IrOp::LoadReserved { dst, addr, at, .. } => dest_ok(dst) && operand_ok(addr) && at_ok(at),
+                IrOp::StoreConditional { dst, addr, src, at, .. } | IrOp::Amo { dst, addr, src, at, .. } => {
+                    dest_ok(dst) && operand_ok(addr) && operand_ok(src) && at_ok(at)
+                }
+                IrOp::Fence { .. } => true,
+                IrOp::Un { .. } | IrOp::Select { .. } => false,
             };
             assert!(ok, "{op:?} in {block:?}");
         }
@@ -251,9 +336,15 @@ mod tests {
         At { pc_offset: insn_index * 4, insn_index }
     }
 
-    fn helper_op(id: Helper, dst: Option<u8>, a: Operand, b: Operand, at: At) -> IrOp {
+    fn helper_op(id: Helper, dst: Option<u8>, args: [Operand; 2], imm: u64, at: At) -> IrOp {
         let dst = dst.map(Dest::Reg).into();
-        IrOp::Helper { id: id.id(), dst, a, b, at }
+        let args = [args[0], args[1], Operand::Imm(0)];
+        IrOp::Helper { id: id.id(), flags: HelperFlags::default(), dst, args, imm, at }
+    }
+
+    /// A system instruction's helper: no arguments, its bits in `imm`.
+    fn sys(id: Helper, bits: u32, at: At) -> IrOp {
+        helper_op(id, None, [Operand::Imm(0); 2], u64::from(bits), at)
     }
 
     #[test]
@@ -320,10 +411,10 @@ mod tests {
             dst: Dest::Tmp(0),
             base: Operand::Reg(1),
             offset: 0,
-            access: MemAccess { size: 4, signed: true },
+            access: MemAccess::new(4, true, tlb::MMU_M),
             at: at(4),
         };
-        let ecall = helper_op(Helper::Ecall, None, Operand::Imm(0), Operand::Imm(0), at(5));
+        let ecall = sys(Helper::Ecall, ECALL, at(5));
         assert_eq!(b.ops.as_slice(), [load, ecall]);
         assert_eq!(b.term, Terminator::Jump { target: BASE + 24 });
     }
@@ -352,7 +443,7 @@ mod tests {
         ];
         assert_eq!(b.ops.as_slice(), ops);
         assert_eq!((b.len, b.insn_count), (32, 8));
-        assert_eq!(b.term, Terminator::FlushCode { next: pc + 32 });
+        assert_eq!(b.term, Terminator::Jump { target: pc + 32 }, "fence.i ends the block");
     }
 
     #[test]
@@ -373,14 +464,14 @@ mod tests {
             dst: Dest::Reg(1),
             base: Operand::Reg(2),
             offset,
-            access: MemAccess { size, signed: false },
+            access: MemAccess::new(size, false, tlb::MMU_M),
             at: at(i),
         };
         let store = |src, size, offset, i| IrOp::Store {
             src: Operand::Reg(src),
             base: Operand::Reg(2),
             offset,
-            access: MemAccess { size, signed: false },
+            access: MemAccess::new(size, false, tlb::MMU_M),
             at: at(i),
         };
         let mut ld = load(8, 8, 4);
@@ -396,7 +487,7 @@ mod tests {
             store(1, 2, 2, 6),
             store(3, 4, -4, 7),
             store(1, 8, -8, 8),
-            helper_op(Helper::Ecall, None, Operand::Imm(0), Operand::Imm(0), at(9)),
+            sys(Helper::Ecall, ECALL, at(9)),
         ];
         assert_eq!(b.ops.as_slice(), ops);
     }
@@ -404,23 +495,24 @@ mod tests {
     #[test]
     fn csr_instructions_pass_flags_and_end_the_block_when_they_write() {
         let (r, i) = (Operand::Reg, |v: i64| Operand::Imm(v));
-        let csr = |id, dst, a, b: u64| helper_op(id, dst, a, Operand::Imm(b as i64), at(0));
         let cases = [
-            (0x3051_9073, csr(Helper::CsrRw, None, r(3), 0x305 | CSR_NO_READ), true), // csrrw x0, 0x305, x3
-            (0x3401_10f3, csr(Helper::CsrRw, Some(1), r(2), 0x340), true),            // csrrw x1, 0x340, x2
-            (0xc000_2273, csr(Helper::CsrRs, Some(4), r(0), 0xc00 | CSR_NO_WRITE), false), // csrrs x4, 0xc00, x0
-            (0xfff3_22f3, csr(Helper::CsrRs, Some(5), r(6), 0xfff), true), // csrrs x5, 0xfff, x6
-            (0x3000_33f3, csr(Helper::CsrRc, Some(7), r(0), 0x300 | CSR_NO_WRITE), false), // csrrc x7, 0x300, x0
-            (0x3000_b3f3, csr(Helper::CsrRc, Some(7), r(1), 0x300), true), // csrrc x7, 0x300, x1
-            (0x180f_d4f3, csr(Helper::CsrRw, Some(9), i(31), 0x180), true), // csrrwi x9, 0x180, 31
-            (0x0000_5073, csr(Helper::CsrRw, None, i(0), CSR_NO_READ), true), // csrrwi x0, 0x000, 0
-            (0x3440_6573, csr(Helper::CsrRs, Some(10), i(0), 0x344 | CSR_NO_WRITE), false), // csrrsi x10, 0x344, 0
-            (0x1004_7073, csr(Helper::CsrRc, None, i(8), 0x100), true), // csrrci x0, 0x100, 8
-            (0x1000_7073, csr(Helper::CsrRc, None, i(0), 0x100 | CSR_NO_WRITE), false), // csrrci x0, 0x100, 0
+            (0x3051_9073, Helper::CsrRw, None, r(3), 0x305 | CSR_NO_READ, true), // csrrw x0, 0x305, x3
+            (0x3401_10f3, Helper::CsrRw, Some(1), r(2), 0x340, true),            // csrrw x1, 0x340, x2
+            (0xc000_2273, Helper::CsrRs, Some(4), r(0), 0xc00 | CSR_NO_WRITE, false), // csrrs x4, 0xc00, x0
+            (0xfff3_22f3, Helper::CsrRs, Some(5), r(6), 0xfff, true),            // csrrs x5, 0xfff, x6
+            (0x3000_33f3, Helper::CsrRc, Some(7), r(0), 0x300 | CSR_NO_WRITE, false), // csrrc x7, 0x300, x0
+            (0x3000_b3f3, Helper::CsrRc, Some(7), r(1), 0x300, true),            // csrrc x7, 0x300, x1
+            (0x180f_d4f3, Helper::CsrRw, Some(9), i(31), 0x180, true),           // csrrwi x9, 0x180, 31
+            (0x0000_5073, Helper::CsrRw, None, i(0), CSR_NO_READ, true),         // csrrwi x0, 0x000, 0
+            (0x3440_6573, Helper::CsrRs, Some(10), i(0), 0x344 | CSR_NO_WRITE, false), // csrrsi x10, 0x344, 0
+            (0x1004_7073, Helper::CsrRc, None, i(8), 0x100, true),               // csrrci x0, 0x100, 8
+            (0x1000_7073, Helper::CsrRc, None, i(0), 0x100 | CSR_NO_WRITE, false), // csrrci x0, 0x100, 0
         ];
-        for (bits, op, writes) in cases {
+        for (bits, id, dst, src, csr, writes) in cases {
             let b = block(&[bits, ECALL]);
-            assert_eq!(b.ops[0], op, "{bits:#x}");
+            // rd and the instruction's bits travel in imm, for the helper's redirect and traps.
+            let imm = csr | u64::from(dst.unwrap_or(0)) << CSR_RD_SHIFT | u64::from(bits) << 32;
+            assert_eq!(b.ops[0], helper_op(id, dst, [src, Operand::Imm(0)], imm, at(0)), "{bits:#x}");
             if writes {
                 assert_eq!((b.insn_count, b.term), (1, Terminator::Jump { target: BASE + 4 }), "{bits:#x}");
             } else {
@@ -430,41 +522,43 @@ mod tests {
     }
 
     #[test]
-    fn sfence_vma_is_a_helper_that_continues() {
-        let b = block(&[0x12c5_8073, 0x0000_100f]); // sfence.vma x11, x12; fence.i
-        let sfence = helper_op(Helper::SfenceVma, None, Operand::Reg(11), Operand::Reg(12), at(0));
+    fn sfence_vma_is_a_helper_that_ends_the_block() {
+        let b = block(&[0x12c5_8073, NOP]); // sfence.vma x11, x12
+        let sfence =
+            helper_op(Helper::SfenceVma, None, [Operand::Reg(11), Operand::Reg(12)], 0x12c5_8073, at(0));
         assert_eq!(b.ops.as_slice(), [sfence]);
-        assert_eq!(b.term, Terminator::FlushCode { next: BASE + 8 });
+        assert_eq!((b.insn_count, b.term), (1, Terminator::Jump { target: BASE + 4 }));
+        // With rs1 = x0 (all addresses) and rs2 = x0 (all address spaces), imm says so.
+        let b = block(&[0x1200_0073]); // sfence.vma
+        let all =
+            helper_op(Helper::SfenceVma, None, [Operand::Reg(0), Operand::Reg(0)], 0x3_1200_0073, at(0));
+        assert_eq!(b.ops.as_slice(), [all]);
     }
 
     #[test]
     fn system_instructions_end_the_block() {
         let cases = [
-            (ECALL, Helper::Ecall, 0),
-            (0x0010_0073, Helper::Ebreak, 0),
-            (0x3020_0073, Helper::Mret, 0),
-            (0x1020_0073, Helper::Sret, 0),
-            (0x1050_0073, Helper::Wfi, 0),
-            (0xffff_ffff, Helper::Illegal, 0xffff_ffff),
-            (0x0200_109b, Helper::Illegal, 0x0200_109b),
-            (0x0000_202f, Helper::Illegal, 0x0000_202f),
+            (ECALL, Helper::Ecall),
+            (0x0010_0073, Helper::Ebreak),
+            (0x3020_0073, Helper::Mret),
+            (0x1020_0073, Helper::Sret),
+            (0x1050_0073, Helper::Wfi),
+            (0xffff_ffff, Helper::Illegal),
+            (0x0200_109b, Helper::Illegal),
         ];
-        for (word, id, arg) in cases {
+        for (word, id) in cases {
             let b = block(&[NOP, word, NOP]);
             assert_eq!((b.len, b.insn_count), (8, 2), "{word:#x}");
-            assert_eq!(b.ops.as_slice(), [helper_op(id, None, Operand::Imm(arg), Operand::Imm(0), at(1))]);
+            assert_eq!(b.ops.as_slice(), [sys(id, word, at(1))]);
             assert_eq!(b.term, Terminator::Jump { target: BASE + 8 });
         }
     }
 
     #[test]
-    fn a_f_d_instructions_trap_as_illegal_with_their_bits() {
+    fn f_d_instructions_trap_as_illegal_with_their_bits() {
         // One of each decoded-but-not-executed kind; each must lower exactly as an unknown
-        // encoding does until the IR can express it.
+        // encoding does until F and D are executed.
         let words = [
-            0x1601_20af, // lr.w.aqrl x1,(x2)
-            0x1c31_30af, // sc.d.aq x1,x3,(x2)
-            0xe7ee_bfaf, // amomaxu.d.aqrl x31,x30,(x29)
             0x8001_2087, // flw f1,-2048(x2)
             0x7ff0_3fa7, // fsd f31,2047(x0)
             0xfbff_cec7, // fmsub.d f29,f31,f31,f31,rmm
@@ -484,9 +578,7 @@ mod tests {
             assert!(!matches!(decode::decode(word), Insn::Illegal { .. }), "{word:#x} decodes");
             let b = block(&[NOP, word, NOP]);
             assert_eq!((b.len, b.insn_count), (8, 2), "{word:#x}");
-            let illegal =
-                helper_op(Helper::Illegal, None, Operand::Imm(i64::from(word)), Operand::Imm(0), at(1));
-            assert_eq!(b.ops.as_slice(), [illegal], "{word:#x}");
+            assert_eq!(b.ops.as_slice(), [sys(Helper::Illegal, word, at(1))], "{word:#x}");
             assert_eq!(b.term, Terminator::Jump { target: BASE + 8 });
         }
         // The compressed ones pass their 16 bits, as a reserved compressed encoding does.
@@ -495,22 +587,95 @@ mod tests {
             // c.fld f8,0(x8); c.fsd f15,248(x14); c.fldsp f31,504(x2); c.fsdsp f0,0(x2)
             assert!(!matches!(decode::decode16(half), Insn::Illegal { .. }), "{half:#x} decodes");
             let b = translate_halves(BASE, &[C_NOP, half, C_NOP]).unwrap();
-            let illegal =
-                helper_op(Helper::Illegal, None, Operand::Imm(i64::from(half)), Operand::Imm(0), second);
-            assert_eq!(b.ops.as_slice(), [illegal], "{half:#x}");
+            assert_eq!(b.ops.as_slice(), [sys(Helper::Illegal, u32::from(half), second)], "{half:#x}");
             assert_eq!((b.len, b.insn_count, b.term), (4, 2, Terminator::Jump { target: BASE + 4 }));
         }
     }
 
     #[test]
-    fn every_fence_lowers_to_nothing() {
-        // fence iorw,iorw; fence.tso; pause; a reserved fm with rd and rs1 set; then ecall.
+    fn fences_keep_their_sets_and_empty_ones_vanish() {
+        // fence iorw,iorw; fence.tso; pause; a reserved fm with rd and rs1 set (r,rw); then ecall.
         let b = block(&[0x0ff0_000f, 0x8330_000f, 0x0100_000f, 0x1234_800f, ECALL]);
         assert_eq!(b.insn_count, 5);
+        let all = fence::R | fence::W | fence::I | fence::O;
+        let rw = fence::R | fence::W;
         assert_eq!(
             b.ops.as_slice(),
-            [helper_op(Helper::Ecall, None, Operand::Imm(0), Operand::Imm(0), at(4))]
+            [
+                IrOp::Fence { pred: all, succ: all },
+                IrOp::Fence { pred: rw, succ: rw },
+                IrOp::Fence { pred: fence::R, succ: rw },
+                sys(Helper::Ecall, ECALL, at(4)),
+            ]
         );
+    }
+
+    #[test]
+    fn atomics_lower_to_aligned_atomic_ops_with_their_ordering() {
+        let b = block(&[
+            0x1601_20af, // lr.w.aqrl x1,(x2)
+            0x1c31_30af, // sc.d.aq x1,x3,(x2)
+            0xe7ee_bfaf, // amomaxu.d.aqrl x31,x30,(x29)
+            0x0831_202f, // amoswap.w x0,x3,(x2)
+            ECALL,
+        ]);
+        let access = |size| MemAccess { size, signed: true, mmu: tlb::MMU_M, flags: mem_flag::ALIGNED };
+        let (r, d) = (Operand::Reg, Dest::Reg);
+        assert_eq!(
+            b.ops.as_slice(),
+            [
+                IrOp::LoadReserved {
+                    dst: d(1),
+                    addr: r(2),
+                    access: access(4),
+                    order: MemoryOrder::SeqCst,
+                    at: at(0)
+                },
+                IrOp::StoreConditional {
+                    dst: d(1),
+                    addr: r(2),
+                    src: r(3),
+                    access: access(8),
+                    order: MemoryOrder::Acquire,
+                    at: at(1),
+                },
+                IrOp::Amo {
+                    op: AtomicOp::MaxU,
+                    dst: d(31),
+                    addr: r(29),
+                    src: r(30),
+                    access: access(8),
+                    order: MemoryOrder::SeqCst,
+                    at: at(2),
+                },
+                // rd = x0: the old value goes to a temporary, the memory access still happens.
+                IrOp::Amo {
+                    op: AtomicOp::Swap,
+                    dst: Dest::Tmp(0),
+                    addr: r(2),
+                    src: r(3),
+                    access: access(4),
+                    order: MemoryOrder::Relaxed,
+                    at: at(3),
+                },
+                sys(Helper::Ecall, ECALL, at(4)),
+            ]
+        );
+    }
+
+    #[test]
+    fn accesses_use_the_data_mode_of_the_context() {
+        // S-mode with SUM: loads and stores go through the S+SUM tables.
+        let flags = 1 | (tlb::MMU_S_SUM as u32) << 2;
+        let mut fetch16 = |a: u64| match a - BASE {
+            0 => Some(0xa083u16), // lw x1, 0(x2)
+            2 => Some(0x0001),
+            _ => Some(0x0073), // ecall
+        };
+        let b = translate(BASE, flags, &mut fetch16).unwrap();
+        assert_eq!(b.flags, flags);
+        let IrOp::Load { access, .. } = b.ops[0] else { panic!("{:?}", b.ops[0]) };
+        assert_eq!(access.mmu, tlb::MMU_S_SUM);
     }
 
     #[test]
@@ -518,7 +683,7 @@ mod tests {
         // 0x00000000 is the canonical illegal instruction; only its first halfword is consumed.
         let b = block(&[NOP, 0]);
         assert_eq!((b.len, b.insn_count), (6, 2));
-        let illegal = helper_op(Helper::Illegal, None, Operand::Imm(0), Operand::Imm(0), at(1));
+        let illegal = sys(Helper::Illegal, 0, at(1));
         assert_eq!(b.ops.as_slice(), [illegal]);
         assert_eq!(b.term, Terminator::Jump { target: BASE + 6 });
     }
@@ -543,7 +708,7 @@ mod tests {
         let b = translate_halves(BASE, &halves).unwrap();
         assert_eq!((b.pc, b.len, b.insn_count), (BASE, 16, 6));
         let at = |pc_offset, insn_index| At { pc_offset, insn_index };
-        let word = MemAccess { size: 4, signed: true };
+        let word = MemAccess::new(4, true, tlb::MMU_M);
         let ops: &[IrOp] = &[
             IrOp::Bin { op: BinOp::Add, dst: Dest::Reg(10), a: Operand::Reg(0), b: Operand::Imm(5) },
             IrOp::Bin { op: BinOp::Add, dst: Dest::Reg(1), a: Operand::Reg(0), b: Operand::Imm(5) },
@@ -552,14 +717,14 @@ mod tests {
                 src: Operand::Reg(1),
                 base: Operand::Reg(2),
                 offset: 0,
-                access: MemAccess { size: 4, signed: false },
+                access: MemAccess::new(4, false, tlb::MMU_M),
                 at: at(8, 3),
             },
             IrOp::Store {
                 src: Operand::Reg(9),
                 base: Operand::Reg(8),
                 offset: 4,
-                access: MemAccess { size: 4, signed: false },
+                access: MemAccess::new(4, false, tlb::MMU_M),
                 at: at(12, 4),
             },
             // c.jalr x1: the target is read before x1 is overwritten with pc + 2.
@@ -612,13 +777,10 @@ mod tests {
         // its 16 bits.
         let second = At { pc_offset: 2, insn_index: 1 };
         let b = translate_halves(BASE, &[C_NOP, 0x9002, C_NOP]).unwrap(); // c.nop; c.ebreak
-        assert_eq!(
-            b.ops.as_slice(),
-            [helper_op(Helper::Ebreak, None, Operand::Imm(0), Operand::Imm(0), second)]
-        );
+        assert_eq!(b.ops.as_slice(), [sys(Helper::Ebreak, 0x9002, second)]);
         assert_eq!((b.len, b.insn_count, b.term), (4, 2, Terminator::Jump { target: BASE + 4 }));
         let b = translate_halves(BASE, &[C_NOP, 0x8002]).unwrap(); // c.nop; c.jr x0 (reserved)
-        let illegal = helper_op(Helper::Illegal, None, Operand::Imm(0x8002), Operand::Imm(0), second);
+        let illegal = sys(Helper::Illegal, 0x8002, second);
         assert_eq!(b.ops.as_slice(), [illegal]);
         assert_eq!((b.len, b.term), (4, Terminator::Jump { target: BASE + 4 }));
     }
@@ -657,7 +819,7 @@ mod tests {
             fetched.push(addr);
             Some(if addr == 0x1ffe { 0x4515 } else { C_NOP }) // c.li x10, 5 in the last halfword
         };
-        let b = translate(0x1ffc, &mut fetch16).unwrap();
+        let b = translate(0x1ffc, M, &mut fetch16).unwrap();
         assert_eq!((b.len, b.insn_count), (4, 2));
         assert_eq!(b.term, Terminator::Jump { target: 0x2000 });
         assert_eq!(fetched, [0x1ffc, 0x1ffe]);
@@ -689,9 +851,9 @@ mod tests {
         assert!(b.ops.is_empty());
         assert_eq!(b.term, Terminator::Jump { target: BASE + 12 });
 
-        assert_eq!(translate(BASE, &mut |_| None), None);
+        assert_eq!(translate(BASE, M, &mut |_| None), None);
         // The second halfword of the first instruction faults: nothing can be translated.
-        assert_eq!(translate(BASE, &mut |addr| (addr == BASE).then_some(0x0013)), None);
+        assert_eq!(translate(BASE, M, &mut |addr| (addr == BASE).then_some(0x0013)), None);
     }
 
     #[test]

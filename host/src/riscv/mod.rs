@@ -11,4 +11,5 @@ pub mod hart;
 pub mod helper;
 pub mod lower;
 pub mod mmu;
+pub mod tlb;
 pub mod vcpu;

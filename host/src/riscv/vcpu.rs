@@ -1,22 +1,33 @@
 //! The host side of an engine run: the [`HostCalls`] table and what each entry does.
 //!
-//! Engines call back here to translate code, to reach device memory, and for the helper calls the
-//! RISC-V frontend emits. Errors that must stop the VM are parked in [`VcpuContext::error`] and the
+//! Engines reach RAM through the TLB in `CpuState`; every miss comes here. The host translates
+//! the virtual address (Bare, M-mode or an Sv39/Sv48 walk with A/D updates), fills the TLB for RAM
+//! pages, performs the access (RAM, or a device on the bus), or raises the architectural fault.
+//! Translation marks the pages code lies on, and stores that reach a marked page invalidate its
+//! code (`code_pages`). Errors that must stop the VM are parked in [`VcpuContext::error`] and the
 //! engine is told to exit with `ExitReason::HostError`.
 
 use crate::activity::Activity;
 use crate::bus::{Bus, BusError};
+use crate::code_pages::CodePages;
 use crate::devices::clint::Clint;
 use crate::devices::syscon::PowerState;
-use crate::riscv::hart::{Exception, Hart, PRIV_S, PRIV_U};
-use crate::riscv::helper::Helper;
+use crate::riscv::hart::{Exception, Hart, PRIV_M, PRIV_S, PRIV_U};
+use crate::riscv::helper::{CSR_RD_SHIFT, HELPER_COUNT, Helper};
 use crate::riscv::lower;
+use crate::riscv::mmu::{self, PteMemory};
+use crate::riscv::tlb::{self, Fill, Tlb};
 use std::cell::UnsafeCell;
 use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use vm_plugin_api::{CpuState, ExitReason, Fetched, Flow, GuestRam, HostCalls, HostResult, VmError};
+use vm_plugin_api::cpu::{NO_RESERVATION, PAGE_MASK, PAGE_SIZE, attn};
+use vm_plugin_api::ir::{NO_PAGE, eval_amo};
+use vm_plugin_api::{
+    AtomicKind, AtomicReq, CpuState, ExitReason, Fetched, Flow, GuestRam, HelperEntry, HelperFlags,
+    HostCalls, HostResult, MemAccess, MemoryOrder, VmError,
+};
 
 /// Everything the host calls need while an engine runs.
 pub struct VcpuContext {
@@ -30,12 +41,16 @@ pub struct VcpuContext {
     pub power: PowerState,
     /// Why the last run ended with `HostError`.
     pub error: Option<VmError>,
-    /// Asks the engine to return at its next block boundary.
-    pub exit_request: Arc<AtomicU32>,
+    /// This hart's attention word (`CpuState::attention` points at it).
+    pub attention: Arc<AtomicU32>,
     /// Where a device access in progress is recorded.
     pub activity: Arc<Activity>,
     /// The timer, told the instructions retired at every host call (the instruction clock).
     pub clint: Clint,
+    /// This hart's TLB tables.
+    pub tlb: Tlb,
+    /// Which RAM pages hold translated code.
+    pub code: Arc<CodePages>,
 }
 
 /// A [`VcpuContext`] shared with the thread an engine runs on.
@@ -68,22 +83,22 @@ impl SharedVcpu {
 
     /// The host-call table for an engine run.
     pub fn host_calls(self: &Arc<Self>) -> HostCalls {
-        // SAFETY (reading fields): no run is in flight while the table is being built.
-        let (ram, flag) = unsafe {
-            let c = &*self.0.get();
-            (c.ram, Arc::as_ptr(&c.exit_request))
-        };
         // SAFETY: the pointer is to this SharedVcpu, which the run loop keeps alive (an Arc clone
         // travels with every run) and which only the running engine uses during the run.
-        unsafe { HostCalls::new(self.0.get().cast(), ram, flag, translate, load, store, helper) }
+        unsafe { HostCalls::new(self.0.get().cast(), translate, load, store, atomic, &HELPERS) }
     }
 }
 
 /// Runs a host call with panics contained: a bug in the host must not unwind into an engine.
-fn contained(ctx: *mut c_void, f: impl FnOnce(&mut VcpuContext) -> HostResult) -> HostResult {
+fn contained(
+    ctx: *mut c_void,
+    cpu: &mut CpuState,
+    f: impl FnOnce(&mut VcpuContext, &mut CpuState) -> HostResult,
+) -> HostResult {
     // SAFETY: `ctx` is the VcpuContext the table was built for, used only by the running engine.
     let c = unsafe { &mut *(ctx as *mut VcpuContext) };
-    match catch_unwind(AssertUnwindSafe(|| f(c))) {
+    c.clint.observe_instret(cpu.instret);
+    match catch_unwind(AssertUnwindSafe(|| f(c, cpu))) {
         Ok(r) => r,
         Err(_) => {
             // SAFETY: as above; the closure that panicked no longer holds the reference.
@@ -94,21 +109,37 @@ fn contained(ctx: *mut c_void, f: impl FnOnce(&mut VcpuContext) -> HostResult) -
     }
 }
 
+/// Page-table memory for the walker: RAM only; anything else is an access fault.
+struct RamPtes(GuestRam);
+
+impl PteMemory for RamPtes {
+    fn read_pte(&self, paddr: u64) -> Option<u64> {
+        self.0.load_atomic(paddr, 8, MemoryOrder::Acquire)
+    }
+    fn cas_pte(&self, paddr: u64, current: u64, new: u64) -> Option<Result<u64, u64>> {
+        let old = self.0.compare_exchange(paddr, 8, current, new, MemoryOrder::SeqCst)?;
+        Some(if old == current { Ok(old) } else { Err(old) })
+    }
+}
+
+/// Where an access goes once translated.
+#[derive(Debug, Clone, Copy)]
+struct Target {
+    paddr: u64,
+    /// Host address of the byte, when it is RAM.
+    host: Option<*mut u8>,
+}
+
 unsafe extern "C" fn translate(ctx: *mut c_void, cpu: &mut CpuState, pc: u64) -> Fetched {
     let mut block = None;
-    let r = contained(ctx, |c| {
-        let ram = c.ram;
-        match lower::translate(pc, &mut |a| ram.load(a, 2).map(|v| v as u16)) {
-            Some(b) => {
-                block = Some(b);
-                HostResult::value(0)
-            }
-            // mtval names the part that faulted: the second halfword of a 4-byte instruction
-            // that straddles into unmapped memory.
-            None => {
-                let tval = if ram.load(pc, 2).is_some() { pc.wrapping_add(2) } else { pc };
-                c.exception(cpu, Exception::FetchAccess, tval)
-            }
+    let r = contained(ctx, cpu, |c, cpu| match c.translate_block(cpu, pc) {
+        Ok(b) => {
+            block = Some(b);
+            HostResult::value(0)
+        }
+        Err((e, tval)) => {
+            cpu.pc = pc;
+            c.exception(cpu, e, tval)
         }
     });
     match block {
@@ -117,82 +148,367 @@ unsafe extern "C" fn translate(ctx: *mut c_void, cpu: &mut CpuState, pc: u64) ->
     }
 }
 
-unsafe extern "C" fn load(ctx: *mut c_void, cpu: &mut CpuState, addr: u64, size: u8) -> HostResult {
-    contained(ctx, |c| {
-        c.clint.observe_instret(cpu.instret);
-        c.activity.mmio_begin(addr);
-        let r = c.bus.read(addr, size);
-        c.activity.mmio_end();
-        match r {
-            Ok(v) => HostResult::value(v),
-            Err(e) => c.bus_fault(cpu, e, Exception::LoadAccess, addr),
-        }
-    })
+unsafe extern "C" fn load(ctx: *mut c_void, cpu: &mut CpuState, addr: u64, access: MemAccess) -> HostResult {
+    contained(ctx, cpu, |c, cpu| c.load(cpu, addr, access))
 }
 
 unsafe extern "C" fn store(
     ctx: *mut c_void,
     cpu: &mut CpuState,
     addr: u64,
-    size: u8,
+    access: MemAccess,
     value: u64,
 ) -> HostResult {
-    contained(ctx, |c| {
-        c.clint.observe_instret(cpu.instret);
-        c.activity.mmio_begin(addr);
-        let r = c.bus.write(addr, size, value);
-        c.activity.mmio_end();
+    contained(ctx, cpu, |c, cpu| c.store(cpu, addr, access, value))
+}
+
+unsafe extern "C" fn atomic(ctx: *mut c_void, cpu: &mut CpuState, req: &AtomicReq) -> HostResult {
+    contained(ctx, cpu, |c, cpu| c.atomic(cpu, req))
+}
+
+/// One table entry per frontend helper; entry 0 is not a helper.
+macro_rules! helper_table {
+    ($($id:ident),*) => {
+        static HELPERS: [HelperEntry; HELPER_COUNT] = [
+            HelperEntry { func: no_helper, flags: HelperFlags(0) },
+            $(HelperEntry {
+                func: {
+                    unsafe extern "C" fn f(
+                        ctx: *mut c_void, cpu: &mut CpuState, a: u64, b: u64, _c: u64, imm: u64,
+                    ) -> HostResult {
+                        contained(ctx, cpu, |v, cpu| v.helper(cpu, Helper::$id, a, b, imm))
+                    }
+                    f
+                },
+                flags: HelperFlags(0),
+            }),*
+        ];
+    };
+}
+
+helper_table!(CsrRw, CsrRs, CsrRc, Ecall, Ebreak, Mret, Sret, Wfi, SfenceVma, Illegal);
+
+const _: () = assert!(Helper::Illegal as usize == HELPER_COUNT - 1);
+
+unsafe extern "C" fn no_helper(
+    ctx: *mut c_void,
+    cpu: &mut CpuState,
+    _: u64,
+    _: u64,
+    _: u64,
+    _: u64,
+) -> HostResult {
+    contained(ctx, cpu, |c, _| {
+        c.error = Some(VmError::engine("engine called helper 0, which the frontend never emits"));
+        HostResult::flow(Flow::Exit(ExitReason::HostError))
+    })
+}
+
+impl VcpuContext {
+    /// Translates a virtual address for `access` in MMU mode `mmu`.
+    fn walk(
+        &self,
+        vaddr: u64,
+        mmu: u8,
+        access: mmu::Access,
+    ) -> Result<(Target, mmu::Translation), mmu::Fault> {
+        let privilege = match mmu {
+            tlb::MMU_U => mmu::Privilege::User,
+            tlb::MMU_S | tlb::MMU_S_SUM => mmu::Privilege::Supervisor,
+            _ => mmu::Privilege::Machine,
+        };
+        let walk = mmu::Walk {
+            satp: self.hart.satp,
+            access,
+            privilege,
+            sum: mmu == tlb::MMU_S_SUM,
+            mxr: self.hart.mstatus & crate::riscv::csr::MSTATUS_MXR != 0,
+            mem: &RamPtes(self.ram),
+        };
+        let t = mmu::translate(&walk, vaddr)?;
+        Ok((Target { paddr: t.paddr, host: self.ram.host_ptr(t.paddr, 1) }, t))
+    }
+
+    /// Translates and, for RAM, caches the page in the TLB. A device page is never cached.
+    fn resolve(&mut self, vaddr: u64, mmu: u8, access: mmu::Access) -> Result<Target, mmu::Fault> {
+        let (target, t) = self.walk(vaddr, mmu, access)?;
+        if let Some(host) = target.host {
+            let rights = Fill {
+                read: t.allowed.read,
+                write: t.cache_write(),
+                exec: t.allowed.exec,
+                code: self.code.is_code(target.paddr),
+            };
+            let host_page = (host as u64) & PAGE_MASK;
+            let superpage = t.page_size != mmu::PageSize::Size4K;
+            self.tlb.fill(mmu, vaddr, host_page, rights, superpage);
+        }
+        Ok(target)
+    }
+
+    fn translate_block(
+        &mut self,
+        cpu: &mut CpuState,
+        pc: u64,
+    ) -> Result<vm_plugin_api::IrBlock, (Exception, u64)> {
+        let mode = cpu.fetch_mmu;
+        // Pages fetched from, in order: (virtual page, physical page, host page address).
+        let mut pages: Vec<(u64, u64, u64)> = Vec::with_capacity(2);
+        let mut fault = None;
+        let block = {
+            let this = &*self;
+            let mut fetch16 = |a: u64| {
+                let vpage = a & PAGE_MASK;
+                let host_page = match pages.iter().find(|p| p.0 == vpage) {
+                    Some(p) => p.2,
+                    None => match this.walk(a, mode, mmu::Access::Fetch) {
+                        Ok((Target { paddr, host: Some(host) }, _)) => {
+                            let host_page = host as u64 & PAGE_MASK;
+                            pages.push((vpage, paddr & PAGE_MASK, host_page));
+                            host_page
+                        }
+                        // Code runs from RAM only.
+                        Ok(_) => {
+                            fault = Some((Exception::FetchAccess, a));
+                            return None;
+                        }
+                        Err(f) => {
+                            fault = Some((Exception::of_fault(&f), f.tval));
+                            return None;
+                        }
+                    },
+                };
+                let p = (host_page + (a & !PAGE_MASK)) as *const u16;
+                // SAFETY: the walk found the page in RAM and `a` is 2-byte aligned (pc always is),
+                // so the halfword lies inside the page.
+                Some(u16::from_le(unsafe { p.read_unaligned() }))
+            };
+            lower::translate(pc, cpu.tb_flags, &mut fetch16)
+        };
+        let Some(mut block) = block else {
+            return Err(fault.unwrap_or((Exception::FetchAccess, pc)));
+        };
+        // Only the pages the block's instructions lie on: a failed fetch past them added none.
+        block.phys_pc = pages[0].1 | (pc & !PAGE_MASK);
+        block.pages = [pages[0].1, pages.get(1).map_or(NO_PAGE, |p| p.1)];
+        for &(vpage, ppage, host_page) in &pages {
+            if self.code.mark(ppage) {
+                self.tlb.protect_code(host_page);
+            }
+            // The fetch TLB entry, so an engine can find code for a virtual pc without a call.
+            let exec = Fill { read: false, write: false, exec: true, code: true };
+            if let Ok((_, t)) = self.walk(vpage, mode, mmu::Access::Fetch) {
+                let exec = Fill { read: t.allowed.read, write: t.cache_write(), ..exec };
+                self.tlb.fill(mode, vpage, host_page, exec, t.page_size != mmu::PageSize::Size4K);
+            }
+        }
+        Ok(block)
+    }
+
+    fn load(&mut self, cpu: &mut CpuState, vaddr: u64, access: MemAccess) -> HostResult {
+        let size = access.size;
+        if access.aligned() && !vaddr.is_multiple_of(u64::from(size)) {
+            return self.exception(cpu, Exception::LoadMisaligned, vaddr);
+        }
+        // A page-crossing access is done byte by byte: each page is translated (and may fault,
+        // with tval the first byte on it that faults) on its own.
+        if crosses_page(vaddr, size) {
+            let mut v = 0u64;
+            for i in 0..u64::from(size) {
+                let byte = self.load(cpu, vaddr.wrapping_add(i), MemAccess { size: 1, ..access });
+                if byte.flow != Flow::Continue {
+                    return byte;
+                }
+                v |= (byte.value & 0xff) << (8 * i);
+            }
+            return HostResult::value(v);
+        }
+        let t = match self.resolve(vaddr, access.mmu, mmu::Access::Load) {
+            Ok(t) => t,
+            Err(f) => return self.exception(cpu, Exception::of_fault(&f), f.tval),
+        };
+        if let Some(host) = t.host {
+            return HostResult::value(read_host(host, size));
+        }
+        self.activity.mmio_begin(t.paddr);
+        let r = self.bus.read(t.paddr, size);
+        self.activity.mmio_end();
         match r {
-            Ok(()) if c.power.get().is_some() => {
+            Ok(v) => HostResult::value(v),
+            Err(e) => self.bus_fault(cpu, e, Exception::LoadAccess),
+        }
+    }
+
+    fn store(&mut self, cpu: &mut CpuState, vaddr: u64, access: MemAccess, value: u64) -> HostResult {
+        let size = access.size;
+        if access.aligned() && !vaddr.is_multiple_of(u64::from(size)) {
+            return self.exception(cpu, Exception::StoreMisaligned, vaddr);
+        }
+        if crosses_page(vaddr, size) {
+            // Both pages are checked before any byte is written, so a fault stores nothing.
+            let last = vaddr.wrapping_add(u64::from(size) - 1);
+            for probe in [vaddr, last] {
+                if let Err(f) = self.walk(probe, access.mmu, mmu::Access::Store) {
+                    return self.exception(cpu, Exception::of_fault(&f), f.tval);
+                }
+            }
+            for i in 0..u64::from(size) {
+                let r =
+                    self.store(cpu, vaddr.wrapping_add(i), MemAccess { size: 1, ..access }, value >> (8 * i));
+                if r.flow != Flow::Continue {
+                    return r;
+                }
+            }
+            return HostResult::value(0);
+        }
+        let t = match self.resolve(vaddr, access.mmu, mmu::Access::Store) {
+            Ok(t) => t,
+            Err(f) => return self.exception(cpu, Exception::of_fault(&f), f.tval),
+        };
+        if let Some(host) = t.host {
+            write_host(host, size, value);
+            self.ram_written(t.paddr, host, u64::from(size));
+            return HostResult::value(0);
+        }
+        self.activity.mmio_begin(t.paddr);
+        let r = self.bus.write(t.paddr, size, value);
+        self.activity.mmio_end();
+        match r {
+            Ok(()) if self.power.get().is_some() => {
                 cpu.instret += 1;
                 HostResult::flow(Flow::Exit(ExitReason::Halt))
             }
             // A device write (msip, mtimecmp) may have made an interrupt takeable: it is taken
             // right after the store retires, without leaving the engine.
-            Ok(()) => match c.hart.interrupt_to_take() {
-                Some(code) => match c.ram.load(cpu.pc, 2) {
-                    Some(half) => {
-                        cpu.pc = cpu.pc.wrapping_add(if half & 3 == 3 { 4 } else { 2 });
+            Ok(()) => match self.hart.interrupt_to_take() {
+                Some(code) => match self.insn_len(cpu) {
+                    Some(len) => {
+                        cpu.pc = cpu.pc.wrapping_add(len);
                         cpu.instret += 1;
-                        c.hart.take_interrupt(cpu, code);
+                        self.hart.take_interrupt(cpu, code);
                         HostResult::flow(Flow::Redirect)
                     }
                     None => {
-                        c.exit_request.store(1, Ordering::SeqCst);
+                        self.attention.fetch_or(attn::IRQ, Ordering::SeqCst);
                         HostResult::value(0)
                     }
                 },
                 None => HostResult::value(0),
             },
-            Err(e) => c.bus_fault(cpu, e, Exception::StoreAccess, addr),
+            Err(e) => self.bus_fault(cpu, e, Exception::StoreAccess),
         }
-    })
-}
+    }
 
-unsafe extern "C" fn helper(ctx: *mut c_void, cpu: &mut CpuState, id: u32, a: u64, b: u64) -> HostResult {
-    contained(ctx, |c| {
-        c.clint.observe_instret(cpu.instret);
-        c.helper(cpu, id, a, b)
-    })
-}
+    /// After a write to RAM: invalidates code on the page, and lets later stores to it hit.
+    fn ram_written(&mut self, paddr: u64, host: *mut u8, len: u64) {
+        if self.code.written(paddr, len) {
+            self.tlb.unprotect_code(host as u64 & PAGE_MASK);
+        }
+    }
 
-impl VcpuContext {
-    fn helper(&mut self, cpu: &mut CpuState, id: u32, a: u64, b: u64) -> HostResult {
-        let Some(h) = Helper::from_id(id) else {
-            self.error = Some(VmError::engine(format!("engine called unknown helper {id}")));
-            return HostResult::flow(Flow::Exit(ExitReason::HostError));
+    /// The length of the instruction at `cpu.pc`, read back through the fetch translation.
+    fn insn_len(&mut self, cpu: &CpuState) -> Option<u64> {
+        let (t, _) = self.walk(cpu.pc, cpu.fetch_mmu, mmu::Access::Fetch).ok()?;
+        let half = read_host(t.host?, 1);
+        Some(if half & 3 == 3 { 4 } else { 2 })
+    }
+
+    fn atomic(&mut self, cpu: &mut CpuState, req: &AtomicReq) -> HostResult {
+        let (vaddr, size) = (req.addr, req.access.size);
+        let sc = req.kind == AtomicKind::StoreConditional;
+        // As QEMU: an SC whose address is not the reservation's fails without touching memory.
+        if sc && cpu.resv_addr != vaddr {
+            cpu.resv_addr = NO_RESERVATION;
+            return HostResult::value(1);
+        }
+        let lr = req.kind == AtomicKind::LoadReserved;
+        let (misaligned, access_fault, access) = if lr {
+            (Exception::LoadMisaligned, Exception::LoadAccess, mmu::Access::Load)
+        } else {
+            (Exception::StoreMisaligned, Exception::StoreAccess, mmu::Access::Store)
+        };
+        if !matches!(size, 4 | 8) || !vaddr.is_multiple_of(u64::from(size)) {
+            return self.exception(cpu, misaligned, vaddr);
+        }
+        let t = match self.resolve(vaddr, req.access.mmu, access) {
+            Ok(t) => t,
+            Err(f) => return self.exception(cpu, Exception::of_fault(&f), f.tval),
+        };
+        // Atomics on device memory are not supported by any device here: an access fault, as
+        // QEMU gives for MMIO without atomic support.
+        let Some(host) = t.host else { return self.exception(cpu, access_fault, vaddr) };
+        let ram = self.ram;
+        let sext = |v: u64| if size == 4 { v as u32 as i32 as i64 as u64 } else { v };
+        let mask = if size == 4 { 0xffff_ffff } else { u64::MAX };
+        match req.kind {
+            AtomicKind::LoadReserved => {
+                let v = sext(ram.load_atomic(t.paddr, size, req.order).unwrap_or(0));
+                cpu.resv_addr = vaddr;
+                cpu.resv_value = v;
+                HostResult::value(v)
+            }
+            AtomicKind::StoreConditional => {
+                cpu.resv_addr = NO_RESERVATION;
+                let expected = cpu.resv_value & mask;
+                let old = ram.compare_exchange(t.paddr, size, expected, req.src & mask, req.order);
+                if old == Some(expected) {
+                    self.ram_written(t.paddr, host, u64::from(size));
+                    HostResult::value(0)
+                } else {
+                    HostResult::value(1)
+                }
+            }
+            AtomicKind::Amo => {
+                let mut old = ram.load_atomic(t.paddr, size, MemoryOrder::Relaxed).unwrap_or(0);
+                loop {
+                    let new = eval_amo(req.op, size, old, req.src) & mask;
+                    match ram.compare_exchange(t.paddr, size, old, new, req.order) {
+                        Some(v) if v == old => break,
+                        Some(v) => old = v,
+                        None => return self.exception(cpu, access_fault, vaddr),
+                    }
+                }
+                self.ram_written(t.paddr, host, u64::from(size));
+                HostResult::value(sext(old))
+            }
+        }
+    }
+
+    fn helper(&mut self, cpu: &mut CpuState, h: Helper, a: u64, b: u64, imm: u64) -> HostResult {
+        let bits = if matches!(h, Helper::CsrRw | Helper::CsrRs | Helper::CsrRc) {
+            imm >> 32
+        } else {
+            imm & 0xffff_ffff
         };
         match h {
-            Helper::CsrRw | Helper::CsrRs | Helper::CsrRc => match self.hart.csr_op(cpu, id, a, b) {
-                Ok(old) => {
-                    // A write may have enabled an interrupt that is already pending.
-                    if self.hart.interrupt_to_take().is_some() {
-                        self.exit_request.store(1, Ordering::SeqCst);
-                    }
-                    HostResult::value(old)
+            Helper::CsrRw | Helper::CsrRs | Helper::CsrRc => {
+                let (satp, mstatus, flags) = (self.hart.satp, self.hart.mstatus, cpu.tb_flags);
+                let old = match self.hart.csr_op(cpu, h.id(), a, imm) {
+                    Ok(old) => old,
+                    Err(_) => return self.exception(cpu, Exception::Illegal, bits),
+                };
+                // New mappings (satp) or permissions (MXR): cached translations are stale, and
+                // the block ends after this instruction, so the engine hears of it at once.
+                let mxr = crate::riscv::csr::MSTATUS_MXR;
+                if self.hart.satp != satp || (self.hart.mstatus ^ mstatus) & mxr != 0 {
+                    self.tlb.flush();
+                    self.attention.fetch_or(attn::FLUSH_VIRT, Ordering::SeqCst);
                 }
-                Err(_) => self.illegal(cpu),
-            },
+                // A write may have enabled an interrupt that is already pending.
+                if self.hart.interrupt_to_take().is_some() {
+                    self.attention.fetch_or(attn::IRQ, Ordering::SeqCst);
+                }
+                self.hart.sync_context(cpu);
+                if cpu.tb_flags != flags {
+                    // Code after this instruction must be lowered for the new context: complete
+                    // the instruction here (CSR instructions are 4 bytes) and redirect.
+                    cpu.set_register(((imm >> CSR_RD_SHIFT) & 31) as usize, old);
+                    cpu.pc = cpu.pc.wrapping_add(4);
+                    cpu.instret += 1;
+                    return HostResult::flow(Flow::Redirect);
+                }
+                HostResult::value(old)
+            }
             Helper::Ecall => {
                 let e = match self.hart.privilege {
                     PRIV_U => Exception::EcallU,
@@ -206,7 +522,7 @@ impl VcpuContext {
             Helper::Mret | Helper::Sret => {
                 let r = if h == Helper::Mret { self.hart.mret(cpu) } else { self.hart.sret(cpu) };
                 if r.is_err() {
-                    return self.illegal(cpu);
+                    return self.exception(cpu, Exception::Illegal, bits);
                 }
                 // An interrupt that the return unmasks (or that the new privilege may take) is
                 // taken before the instruction at the return address.
@@ -215,7 +531,7 @@ impl VcpuContext {
                 }
                 HostResult::flow(Flow::Redirect)
             }
-            Helper::Wfi if !self.hart.wfi_allowed() => self.illegal(cpu),
+            Helper::Wfi if !self.hart.wfi_allowed() => self.exception(cpu, Exception::Illegal, bits),
             Helper::Wfi => {
                 cpu.pc = cpu.pc.wrapping_add(4);
                 cpu.instret += 1;
@@ -231,32 +547,26 @@ impl VcpuContext {
                 }
             }
             Helper::SfenceVma => match self.hart.sfence_vma(a, b) {
-                Ok(()) => HostResult::value(0),
-                Err(_) => self.illegal(cpu),
+                Ok(()) => {
+                    let all_addresses = imm >> 32 & 1 != 0;
+                    if all_addresses {
+                        self.tlb.flush()
+                    } else {
+                        self.tlb.flush_page(a)
+                    }
+                    self.attention.fetch_or(attn::FLUSH_VIRT, Ordering::SeqCst);
+                    HostResult::value(0)
+                }
+                Err(_) => self.exception(cpu, Exception::Illegal, bits),
             },
-            Helper::Illegal => self.exception(cpu, Exception::Illegal, a),
+            Helper::Illegal => self.exception(cpu, Exception::Illegal, bits),
         }
     }
 
-    /// Illegal instruction raised by a helper (CSR access, xRET, `wfi`, `sfence.vma`), with the
-    /// instruction's bits in tval as QEMU puts them. Every such instruction is 32 bits long and
-    /// was just fetched from RAM at `cpu.pc`, so the bits are read back from there (until
-    /// plugin-api 0.2, when the pc is virtual and the translation carries them).
-    fn illegal(&mut self, cpu: &mut CpuState) -> HostResult {
-        let bits = self.ram.load(cpu.pc, 4).unwrap_or(0);
-        self.exception(cpu, Exception::Illegal, bits)
-    }
-
-    fn bus_fault(&mut self, cpu: &mut CpuState, e: BusError, kind: Exception, addr: u64) -> HostResult {
+    fn bus_fault(&mut self, cpu: &mut CpuState, e: BusError, kind: Exception) -> HostResult {
         match e {
-            BusError::Unmapped(at) => {
-                // mtval names the first byte that faulted, as on QEMU: what the bus reports, or,
-                // for an access that starts in RAM (so it runs out of RAM: the engine does every
-                // access that fits), the first byte past RAM.
-                let ram = self.ram;
-                let tval = if ram.host_ptr(addr, 1).is_some() { ram.base.wrapping_add(ram.size) } else { at };
-                self.exception(cpu, kind, tval)
-            }
+            // mtval names the first byte that faulted, as on QEMU: what the bus reports.
+            BusError::Unmapped(at) => self.exception(cpu, kind, at),
             e @ BusError::Device(..) => {
                 self.error = Some(e.into_vm_error());
                 HostResult::flow(Flow::Exit(ExitReason::HostError))
@@ -264,12 +574,14 @@ impl VcpuContext {
         }
     }
 
-    /// Raises `e` at `cpu.pc`. A trap vector outside RAM would fault forever, so the VM stops with
-    /// an error that says what the guest did instead.
+    /// Raises `e` at `cpu.pc`. A trap vector outside RAM, with no translation, would fault
+    /// forever, so the VM stops with an error that says what the guest did instead. (With paging
+    /// an S-mode vector is virtual: a bad one faults on, as on hardware, and a stop still ends it.)
     pub fn exception(&mut self, cpu: &mut CpuState, e: Exception, tval: u64) -> HostResult {
         let pc = cpu.pc;
         self.hart.raise(cpu, e, tval);
-        if self.ram.load(cpu.pc, 2).is_none() {
+        let physical = self.hart.privilege == PRIV_M || self.hart.satp >> 60 == 0;
+        if physical && self.ram.host_ptr(cpu.pc, 2).is_none() {
             let (name, vector) = self.hart.last_vector();
             let tval_name = if name == "stvec" { "stval" } else { "mtval" };
             self.error = Some(VmError::other(format!(
@@ -279,5 +591,34 @@ impl VcpuContext {
             return HostResult::flow(Flow::Exit(ExitReason::HostError));
         }
         HostResult::flow(Flow::Redirect)
+    }
+}
+
+fn crosses_page(vaddr: u64, size: u8) -> bool {
+    (vaddr & (PAGE_SIZE - 1)) + u64::from(size) > PAGE_SIZE
+}
+
+fn read_host(p: *mut u8, size: u8) -> u64 {
+    // SAFETY: `p` is a RAM byte whose page was just translated, and the caller checked the access
+    // does not cross the page, so `size` bytes are inside the mapping.
+    unsafe {
+        match size {
+            1 => p.read() as u64,
+            2 => u16::from_le(p.cast::<u16>().read_unaligned()) as u64,
+            4 => u32::from_le(p.cast::<u32>().read_unaligned()) as u64,
+            _ => u64::from_le(p.cast::<u64>().read_unaligned()),
+        }
+    }
+}
+
+fn write_host(p: *mut u8, size: u8, v: u64) {
+    // SAFETY: as in `read_host`.
+    unsafe {
+        match size {
+            1 => p.write(v as u8),
+            2 => p.cast::<u16>().write_unaligned((v as u16).to_le()),
+            4 => p.cast::<u32>().write_unaligned((v as u32).to_le()),
+            _ => p.cast::<u64>().write_unaligned(v.to_le()),
+        }
     }
 }
