@@ -100,7 +100,7 @@ pub type HelperFn = unsafe extern "C" fn(*mut c_void, &mut CpuState, u64, u64, u
 pub struct HelperEntry {
     /// The helper (a [`HelperFn`], spelled out so the layout check sees the signature).
     pub func: unsafe extern "C" fn(*mut c_void, &mut CpuState, u64, u64, u64, u64) -> HostResult,
-    /// What it may touch (the same flags the IR's `Helper` op carries).
+    /// What it may touch. The frontend copies these into each `IrOp::Helper`; engines use the op's.
     pub flags: HelperFlags,
 }
 
@@ -148,13 +148,16 @@ pub struct HostCalls {
     /// Translates the block at a guest virtual pc (fills the fetch TLB entry for its page).
     pub translate_fn: unsafe extern "C" fn(*mut c_void, &mut CpuState, u64) -> Fetched,
     /// Slow-path load: TLB miss (the host walks, fills `cpu.tlb` and loads), device memory, or a
-    /// fault. Arguments: guest virtual address, access.
+    /// fault. Arguments: guest virtual address, access (four bytes: size, signed, mmu, flags,
+    /// passed by value in one integer register).
     pub load_fn: unsafe extern "C" fn(*mut c_void, &mut CpuState, u64, MemAccess) -> HostResult,
     /// Slow-path store. Arguments: address, access, value.
     pub store_fn: unsafe extern "C" fn(*mut c_void, &mut CpuState, u64, MemAccess, u64) -> HostResult,
     /// Slow-path atomic.
     pub atomic_fn: unsafe extern "C" fn(*mut c_void, &mut CpuState, &AtomicReq) -> HostResult,
-    /// The helper table, indexed by the IR's helper id; valid for the life of the process.
+    /// The helper table, indexed by the IR's helper id; valid for the life of the process. Every
+    /// `HostCalls` the host gives one engine has the same table length and meaning of ids, so an
+    /// engine checks ids once, when it compiles.
     pub helpers: *const HelperEntry,
     /// Entries in `helpers`.
     pub n_helpers: u32,

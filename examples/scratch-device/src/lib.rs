@@ -1,10 +1,14 @@
 //! A complete third-party vmhost device plugin: an ID register and four scratch registers.
 //!
+//! The registers are 32 bits wide and take aligned 32-bit accesses only (the host faults any
+//! other); the rest of the window holds no register and answers with a bus fault.
+//!
 //! Build with `cargo build --release`, then name `target/release/libvmhost_scratch.so` (or just
 //! `scratch`, with its directory on the plugin search path) in a `[[device]]` entry of vm.toml.
 
 use vm_plugin_api::{
-    Component, Device, DeviceContext, DevicePlugin, DeviceType, Events, FdtNode, IoRegion, PluginDescription, VmError,
+    Component, Device, DeviceContext, DevicePlugin, DeviceType, Events, FdtNode, IoRegion, PluginDescription,
+    VmError,
 };
 
 /// What the ID register reads: "SCRA" in little-endian ASCII.
@@ -35,24 +39,38 @@ impl Device for Scratch {
         DeviceType::Custom(0x5c)
     }
     fn io_regions(&self) -> Vec<IoRegion> {
-        vec![IoRegion::mmio(0, 0x20)]
+        vec![IoRegion::mmio(0, 0x20).accesses(4, 4)]
     }
     fn fdt_node(&self) -> FdtNode {
         FdtNode::new("scratch", &["example,scratch"])
     }
     fn read(&mut self, offset: u64, _size: u8) -> Result<u64, VmError> {
-        Ok(match offset {
-            0 => ID,
-            4..=0x13 => self.regs[(offset as usize - 4) / 4] as u64,
-            _ => 0,
-        })
+        match offset {
+            0 => Ok(ID),
+            4..=0x13 => Ok(self.regs[(offset as usize - 4) / 4] as u64),
+            _ => Err(no_register(offset)),
+        }
     }
     fn write(&mut self, offset: u64, value: u64, _size: u8) -> Result<(), VmError> {
-        if let 4..=0x13 = offset {
-            self.regs[(offset as usize - 4) / 4] = value as u32;
+        match offset {
+            // The ID register is read-only: a write is ignored, as on most hardware.
+            0 => Ok(()),
+            4..=0x13 => {
+                self.regs[(offset as usize - 4) / 4] = value as u32;
+                Ok(())
+            }
+            _ => Err(no_register(offset)),
         }
+    }
+    fn reset(&mut self) -> Result<(), VmError> {
+        self.regs = [0; 4];
         Ok(())
     }
+}
+
+/// The guest gets an access fault; the VM goes on.
+fn no_register(offset: u64) -> VmError {
+    VmError::bus_fault(format!("scratch: no register at offset {offset:#x}"))
 }
 
 vm_plugin_api::export_plugin!(vm_plugin_api::device_module::<Scratch>());

@@ -2,7 +2,7 @@
 //!
 //! ```toml
 //! output = "stdout"            # or "stderr", "none", or { file = "serial.log" }
-//! input = "none"               # or "stdin"
+//! input = "auto"               # or "stdin", "none"
 //! ```
 
 use serde::{
@@ -55,14 +55,18 @@ pub enum OutputConfig {
 
 /// Where the bytes the guest reads from RBR come from.
 ///
-/// In TOML: `"none"` or `"stdin"`.
+/// In TOML: `"auto"`, `"stdin"` or `"none"`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum InputConfig {
-    /// Nothing is ever received (the default).
+    /// The host's stdin if no other serial device has it, else nothing (the default): the first
+    /// serial device, the guest's console, reads stdin, as QEMU's `-nographic` connects it.
     #[default]
-    None,
-    /// The host's stdin, read on a background thread. One device per process can have it.
+    Auto,
+    /// The host's stdin, read on a background thread; an error if another device has it. One
+    /// device per process can have it.
     Stdin,
+    /// Nothing is ever received.
+    None,
 }
 
 const OUTPUT_FORMS: &str = r#""stdout", "stderr", "none" or { file = "path" }"#;
@@ -111,7 +115,7 @@ impl<'de> Visitor<'de> for OutputVisitor {
     }
 }
 
-const INPUT_FORMS: &str = r#""none" or "stdin""#;
+const INPUT_FORMS: &str = r#""auto", "stdin" or "none""#;
 
 impl<'de> Deserialize<'de> for InputConfig {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -132,6 +136,7 @@ impl<'de> Visitor<'de> for InputVisitor {
 
     fn visit_str<E: de::Error>(self, s: &str) -> Result<InputConfig, E> {
         match s {
+            "auto" => Ok(InputConfig::Auto),
             "none" => Ok(InputConfig::None),
             "stdin" => Ok(InputConfig::Stdin),
             other => Err(E::custom(format!("unknown input `{other}`: expected {INPUT_FORMS}"))),
@@ -142,6 +147,7 @@ impl<'de> Visitor<'de> for InputVisitor {
 impl Serialize for InputConfig {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(match self {
+            InputConfig::Auto => "auto",
             InputConfig::None => "none",
             InputConfig::Stdin => "stdin",
         })
@@ -175,9 +181,9 @@ mod tests {
     }
 
     #[test]
-    fn empty_table_gives_stdout_and_no_input() {
+    fn empty_table_gives_stdout_and_stdin_when_free() {
         let c = SerialConfig::from_toml("").unwrap();
-        assert_eq!(c, SerialConfig { output: OutputConfig::Stdout, input: InputConfig::None });
+        assert_eq!(c, SerialConfig { output: OutputConfig::Stdout, input: InputConfig::Auto });
     }
 
     #[test]
@@ -191,7 +197,11 @@ mod tests {
         ] {
             assert_eq!(SerialConfig::from_toml(text).unwrap().output, want, "{text}");
         }
-        assert_eq!(SerialConfig::from_toml(r#"input = "stdin""#).unwrap().input, InputConfig::Stdin);
+        for (text, want) in
+            [("stdin", InputConfig::Stdin), ("none", InputConfig::None), ("auto", InputConfig::Auto)]
+        {
+            assert_eq!(SerialConfig::from_toml(&format!("input = \"{text}\"")).unwrap().input, want);
+        }
     }
 
     #[test]
@@ -221,11 +231,11 @@ mod tests {
     fn bad_input_value_is_refused() {
         assert_eq!(
             err(r#"input = "tty""#),
-            r#"key `input`: unknown input `tty`: expected "none" or "stdin""#
+            r#"key `input`: unknown input `tty`: expected "auto", "stdin" or "none""#
         );
         assert_eq!(
             err("input = true"),
-            r#"key `input`: invalid type: boolean `true`, expected "none" or "stdin""#
+            r#"key `input`: invalid type: boolean `true`, expected "auto", "stdin" or "none""#
         );
     }
 
@@ -235,6 +245,7 @@ mod tests {
             SerialConfig::default(),
             SerialConfig { output: OutputConfig::Stderr, input: InputConfig::Stdin },
             SerialConfig { output: OutputConfig::None, input: InputConfig::None },
+            SerialConfig { output: OutputConfig::Stdout, input: InputConfig::Auto },
             SerialConfig { output: OutputConfig::File("dir/a \"b\".log".into()), input: InputConfig::Stdin },
         ] {
             let text = c.to_toml();
