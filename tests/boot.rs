@@ -230,6 +230,7 @@ fn device_tree_describes_the_machine_and_reaches_the_guest_in_a1() {
         "reg = <0x00 0x10000000 0x00 0x100>;",
         &format!("riscv,isa = \"{}\";", vm_host::machine::ISA),
         "timebase-frequency = <0x989680>;",
+        "mmu-type = \"riscv,sv48\";",
         "compatible = \"sifive,clint0\\0riscv,clint0\";",
         "compatible = \"syscon-poweroff\";",
     ] {

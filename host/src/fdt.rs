@@ -106,6 +106,9 @@ pub fn build(board: &Board<'_>) -> FdtWriterResult<Vec<u8>> {
     fdt.property_string("status", "okay")?;
     fdt.property_string("compatible", "riscv")?;
     fdt.property_string("riscv,isa", board.isa)?;
+    // The largest translation mode `satp` takes; U-Boot refuses a CPU node without one, and
+    // Linux reads it to pick its paging mode.
+    fdt.property_string("mmu-type", "riscv,sv48")?;
     let intc = fdt.begin_node("interrupt-controller")?;
     fdt.property_u32("#address-cells", 0)?;
     fdt.property_u32("#interrupt-cells", 1)?;

@@ -222,7 +222,7 @@ mod tests {
         let ram = Arc::new(GuestMemory::new(0x8000_0000, 0x10000).unwrap());
         let code = Arc::new(CodePages::new(0x8000_0000, 0x10000, Vec::new()));
         let m = HostMemory::new(ram, Arc::new(OnceLock::from(Arc::new(Bus::new()))), Arc::clone(&code));
-        assert!(code.mark(0x8000_f000));
+        assert!(code.mark(0x8000_fffc, 4));
         m.write(0x8000_fffc, RSlice::from_slice(&[1, 2, 3, 4])).unwrap();
         assert_eq!(m.read(0x8000_fffc, 4).unwrap().as_slice(), [1, 2, 3, 4]);
         assert_eq!(code.take_invalidated(), [0x8000_f000], "a plugin's write drops code on the page");

@@ -291,8 +291,12 @@ impl VcpuContext {
         // Only the pages the block's instructions lie on: a failed fetch past them added none.
         block.phys_pc = pages[0].1 | (pc & !PAGE_MASK);
         block.pages = [pages[0].1, pages.get(1).map_or(NO_PAGE, |p| p.1)];
+        let (start, end) = (pc, pc.wrapping_add(u64::from(block.len)));
         for &(vpage, ppage, host_page) in &pages {
-            if self.code.mark(ppage) {
+            // The block's bytes on this page.
+            let from = start.max(vpage);
+            let to = end.min(vpage.wrapping_add(PAGE_SIZE));
+            if from < to && self.code.mark(ppage + (from - vpage), to - from) {
                 self.tlb.protect_code(host_page);
             }
             // The fetch TLB entry, so an engine can find code for a virtual pc without a call.
@@ -310,9 +314,10 @@ impl VcpuContext {
         if access.aligned() && !vaddr.is_multiple_of(u64::from(size)) {
             return self.exception(cpu, Exception::LoadMisaligned, vaddr);
         }
-        // A page-crossing access is done byte by byte: each page is translated (and may fault,
-        // with tval the first byte on it that faults) on its own.
-        if crosses_page(vaddr, size) {
+        // A page-crossing access to RAM is done byte by byte: each page is translated (and may
+        // fault, with tval the first byte on it that faults) on its own. One that starts on a
+        // device page goes to the bus whole, which faults it at the first byte past the window.
+        if crosses_page(vaddr, size) && self.starts_in_ram(vaddr, access.mmu, mmu::Access::Load) {
             let mut v = 0u64;
             for i in 0..u64::from(size) {
                 let byte = self.load(cpu, vaddr.wrapping_add(i), MemAccess { size: 1, ..access });
@@ -335,7 +340,7 @@ impl VcpuContext {
         self.activity.mmio_end();
         match r {
             Ok(v) => HostResult::value(v),
-            Err(e) => self.bus_fault(cpu, e, Exception::LoadAccess),
+            Err(e) => self.bus_fault(cpu, e, Exception::LoadAccess, vaddr.wrapping_sub(t.paddr)),
         }
     }
 
@@ -344,7 +349,7 @@ impl VcpuContext {
         if access.aligned() && !vaddr.is_multiple_of(u64::from(size)) {
             return self.exception(cpu, Exception::StoreMisaligned, vaddr);
         }
-        if crosses_page(vaddr, size) {
+        if crosses_page(vaddr, size) && self.starts_in_ram(vaddr, access.mmu, mmu::Access::Store) {
             // Both pages are checked before any byte is written, so a fault stores nothing.
             let last = vaddr.wrapping_add(u64::from(size) - 1);
             for probe in [vaddr, last] {
@@ -395,13 +400,18 @@ impl VcpuContext {
                 },
                 None => HostResult::value(0),
             },
-            Err(e) => self.bus_fault(cpu, e, Exception::StoreAccess),
+            Err(e) => self.bus_fault(cpu, e, Exception::StoreAccess, vaddr.wrapping_sub(t.paddr)),
         }
+    }
+
+    /// Whether `vaddr` translates to RAM (a fault counts as RAM: the byte-wise path raises it).
+    fn starts_in_ram(&self, vaddr: u64, mmu: u8, access: mmu::Access) -> bool {
+        self.walk(vaddr, mmu, access).map_or(true, |(t, _)| t.host.is_some())
     }
 
     /// After a write to RAM: invalidates code on the page, and lets later stores to it hit.
     fn ram_written(&mut self, paddr: u64, host: *mut u8, len: u64) {
-        if self.code.written(paddr, len) {
+        if self.code.written(paddr, len) && !self.code.is_code(paddr) {
             self.tlb.unprotect_code(host as u64 & PAGE_MASK);
         }
     }
@@ -563,10 +573,13 @@ impl VcpuContext {
         }
     }
 
-    fn bus_fault(&mut self, cpu: &mut CpuState, e: BusError, kind: Exception) -> HostResult {
+    /// A failed device access. `to_virtual` turns the bus's physical address back into the
+    /// guest's virtual one.
+    fn bus_fault(&mut self, cpu: &mut CpuState, e: BusError, kind: Exception, to_virtual: u64) -> HostResult {
         match e {
-            // mtval names the first byte that faulted, as on QEMU: what the bus reports.
-            BusError::Unmapped(at) => self.exception(cpu, kind, at),
+            // tval names the first byte that faulted, as on QEMU: what the bus reports, as the
+            // guest addressed it.
+            BusError::Unmapped(at) => self.exception(cpu, kind, at.wrapping_add(to_virtual)),
             e @ BusError::Device(..) => {
                 self.error = Some(e.into_vm_error());
                 HostResult::flow(Flow::Exit(ExitReason::HostError))

@@ -1,0 +1,134 @@
+//! Debian's OpenSBI (`fw_jump.bin`) boots on vmhost and hands over to Debian's U-Boot
+//! (`qemu-riscv64_smode`), which reaches its prompt and answers commands typed on stdin through
+//! the serial plugin. Skips with a reason when the packages are not installed
+//! (`scripts/install-deps.sh` installs them; `.ci/run` runs it).
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
+use std::time::{Duration, Instant};
+use vm_tests::*;
+
+const FW_JUMP: &str = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_jump.bin";
+const UBOOT: &str = "/usr/lib/u-boot/qemu-riscv64_smode/u-boot.bin";
+const PROMPT: &str = "=> ";
+
+/// A guest console driven like a person at a terminal: wait for text, then type.
+struct Console {
+    child: Child,
+    stdin: ChildStdin,
+    bytes: Receiver<Vec<u8>>,
+    seen: String,
+    /// Where in `seen` the next wait starts looking.
+    from: usize,
+    deadline: Instant,
+}
+
+impl Console {
+    fn start(toml: &Path) -> Console {
+        let mut child = Command::new(vmhost())
+            .args(["run", toml.to_str().unwrap()])
+            .env_remove("VMHOST_PLUGIN_PATH")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run vmhost");
+        let stdin = child.stdin.take().unwrap();
+        let mut out = child.stdout.take().unwrap();
+        let (tx, bytes) = channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = out.read(&mut buf) {
+                if tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        Console { child, stdin, bytes, seen: String::new(), from: 0, deadline: Instant::now() + RUN_TIMEOUT }
+    }
+
+    /// Waits until `text` appears after the previous match; returns what came before it.
+    fn wait_for(&mut self, text: &str) -> String {
+        loop {
+            if let Some(at) = self.seen[self.from..].find(text) {
+                let before = self.seen[self.from..self.from + at].to_string();
+                self.from += at + text.len();
+                return before;
+            }
+            let left = self.deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+            match self.bytes.recv_timeout(left) {
+                Ok(b) => self.seen.push_str(&String::from_utf8_lossy(&b).replace('\r', "")),
+                Err(RecvTimeoutError::Timeout) => {
+                    let _ = self.child.kill();
+                    panic!("no {text:?} within {RUN_TIMEOUT:?}; console so far:\n{}", self.seen)
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("vmhost ended before {text:?}; console:\n{}", self.seen)
+                }
+            }
+        }
+    }
+
+    fn type_line(&mut self, line: &str) {
+        self.stdin.write_all(format!("{line}\n").as_bytes()).expect("type into the console");
+        self.stdin.flush().unwrap();
+    }
+
+    /// Types `command` at the prompt and returns its output (up to the next prompt).
+    fn command(&mut self, command: &str) -> String {
+        self.type_line(command);
+        self.wait_for(&format!("{command}\n"));
+        self.wait_for(PROMPT)
+    }
+}
+
+#[test]
+fn opensbi_hands_over_to_u_boot_which_answers_commands_on_the_serial_console() {
+    if !Path::new(FW_JUMP).exists() || !Path::new(UBOOT).exists() {
+        eprintln!("skipped: Debian's opensbi and u-boot-qemu are not installed (scripts/install-deps.sh)");
+        return;
+    }
+    let dir = scratch("uboot");
+    let toml = dir.join("vm.toml");
+    std::fs::write(
+        &toml,
+        format!("[machine]\nmemory = \"256M\"\n\n[boot]\nfirmware = \"{FW_JUMP}\"\nkernel = \"{UBOOT}\"\n\n[engine]\nplugin = \"interp\"\n{UART}"),
+    )
+    .unwrap();
+    let mut c = Console::start(&toml);
+
+    let banner = c.wait_for("U-Boot 20");
+    assert!(banner.contains("OpenSBI v"), "{banner}");
+    for line in [
+        "Platform Console Device   : uart8250",
+        "Platform HART Count       : 1",
+        "Boot HART Base ISA        : rv64imac",
+        "Domain0 Next Address      : 0x0000000080200000",
+        "Domain0 Next Mode         : S-mode",
+    ] {
+        assert!(banner.contains(line), "missing {line:?} in:\n{banner}");
+    }
+    let boot = c.wait_for("Hit any key to stop autoboot");
+    assert!(boot.contains("CPU:   rv64imac_zicsr_zifencei"), "{boot}");
+    assert!(boot.contains("DRAM:  256 MiB"), "{boot}");
+    c.type_line("");
+    c.wait_for(PROMPT);
+
+    let version = c.command("version");
+    assert!(version.starts_with("U-Boot 20"), "{version}");
+    let bdinfo = c.command("bdinfo");
+    assert!(bdinfo.contains("-> start    = 0x0000000080000000"), "{bdinfo}");
+    assert!(bdinfo.contains("-> size     = 0x0000000010000000"), "{bdinfo}");
+    let cpus = c.command("fdt print /cpus");
+    assert!(cpus.contains("riscv,isa = \"rv64imac_zicsr_zifencei\""), "{cpus}");
+    assert!(cpus.contains("mmu-type = \"riscv,sv48\""), "{cpus}");
+    assert!(cpus.contains("timebase-frequency = <0x00989680>"), "{cpus}");
+
+    // U-Boot powers off through SBI's system reset, which OpenSBI does with the test device.
+    c.type_line("poweroff");
+    let out = wait_with_timeout(c.child, "vmhost running U-Boot");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
