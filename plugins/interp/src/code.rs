@@ -2,28 +2,35 @@
 //!
 //! Every operand becomes a slot of one flat register frame (guest registers, temporaries, a few
 //! scratch slots), and the common ops get one variant per operand form, so executing an op is one
-//! dispatch and a few loads and stores with no operand-kind branches.
+//! dispatch and a few loads and stores with no operand-kind branches. What only slow paths read
+//! (positions, access descriptions, helper ids) lives in side tables, so ops stay two words.
 
 use std::cell::Cell;
+use std::sync::atomic::Ordering;
 use vm_plugin_api::{
-    At, BinOp, Cond, Dest, IrBlock, IrOp, MemAccess, Operand, Terminator, VmError, ir::MAX_TEMPS,
+    At, AtomicOp, BinOp, Cond, Dest, HelperFlags, IrBlock, IrOp, MemAccess, Operand, Terminator, TlbFast,
+    UnOp, VmError,
+    cpu::MMU_MODES,
+    ir::{MAX_TEMPS, NUM_REGS, eval_bin, fence},
+    memory::MemoryOrder,
 };
 
 /// An index into the register frame.
 pub(crate) type Slot = u8;
 
-/// Frame slots `0..32` hold guest registers `x0..x31`.
-pub(crate) const REGS: usize = 32;
-/// Frame slots `32..64` hold the block temporaries.
+/// Frame slots `0..64` hold the IR registers (`x0..x31`, then `f0..f31`).
+pub(crate) const REGS: usize = NUM_REGS;
+/// Frame slots `64..96` hold the block temporaries.
 const TMP_BASE: usize = REGS;
 /// Writes to `Reg(0)` land here, so slot 0 stays 0 without a check on every write.
 const SINK: Slot = (TMP_BASE + MAX_TEMPS) as Slot;
 /// Immediates that an op cannot take inline are materialised into these just before the op.
-const SCRATCH_A: Slot = SINK + 1;
-const SCRATCH_B: Slot = SINK + 2;
+const SCRATCH: [Slot; 4] = [SINK + 1, SINK + 2, SINK + 3, SINK + 4];
+/// Where `Test` leaves the condition `Pick` reads.
+pub(crate) const COND: Slot = SINK + 5;
 
 /// The register frame. 256 slots so that any `u8` index is in bounds and the compiler drops the
-/// bounds checks; only the first 67 are used.
+/// bounds checks; only the first 102 are used.
 pub(crate) struct Frame(pub(crate) [u64; 256]);
 
 impl Frame {
@@ -40,21 +47,43 @@ impl Frame {
     }
     /// Takes the guest registers from the host's state.
     #[inline]
-    pub(crate) fn load_regs(&mut self, x: &[u64; REGS]) {
-        self.0[..REGS].copy_from_slice(x);
+    pub(crate) fn load_regs(&mut self, regs: &[u64; REGS]) {
+        self.0[..REGS].copy_from_slice(regs);
         // Reading Reg(0) must give 0 whatever the host left there.
         self.0[0] = 0;
     }
     /// Hands the guest registers back to the host's state.
     #[inline]
-    pub(crate) fn store_regs(&self, x: &mut [u64; REGS]) {
-        x.copy_from_slice(&self.0[..REGS]);
+    pub(crate) fn store_regs(&self, regs: &mut [u64; REGS]) {
+        regs.copy_from_slice(&self.0[..REGS]);
     }
+}
+
+/// The MMU mode of a memory op (`< MMU_MODES`, checked when compiling) times the size of a
+/// `TlbFast`: the byte offset of its TLB in `CpuState::tlb`, so the fast path indexes with one
+/// mask and no shift.
+pub(crate) type Mode = u8;
+const MODE_SHIFT: u32 = size_of::<TlbFast>().trailing_zeros();
+const _: () = assert!(size_of::<TlbFast>() == 1 << MODE_SHIFT && (MMU_MODES << MODE_SHIFT) <= 256);
+
+/// The mode byte of MMU mode `mmu`.
+pub(crate) const fn mode_of(mmu: u8) -> Mode {
+    mmu << MODE_SHIFT
+}
+
+/// The MMU mode of a mode byte.
+#[inline(always)]
+pub(crate) fn mmu_of(m: Mode) -> usize {
+    (m >> MODE_SHIFT) as usize & (MMU_MODES - 1)
 }
 
 /// One pre-decoded op. Arithmetic variants read two slots, their `…I` twins a slot and an
 /// immediate; the executor computes each through `eval_bin` with a constant op, so they agree with
-/// the reference by construction. `at` is an index into [`Code::ats`].
+/// the reference by construction. `site` indexes [`Code::sites`], `helper` [`Code::helpers`].
+///
+/// Every variant keeps its fields in bytes 1-3, the `u32` at 4 and the `u64` at 8 (rare ops keep
+/// the rest in the side tables): the dispatch loads those for all ops at once, and a byte field
+/// elsewhere would cost every op its extraction.
 // One variant per line reads as a table; rustfmt would spread each over five lines.
 #[rustfmt::skip]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,19 +126,34 @@ pub(crate) enum Op {
     /// Any other op, register-immediate.
     BinI { op: BinOp, d: Slot, a: Slot, imm: u64 },
 
-    LdU8 { d: Slot, base: Slot, at: u32, off: u64 },
-    LdS8 { d: Slot, base: Slot, at: u32, off: u64 },
-    LdU16 { d: Slot, base: Slot, at: u32, off: u64 },
-    LdS16 { d: Slot, base: Slot, at: u32, off: u64 },
-    LdU32 { d: Slot, base: Slot, at: u32, off: u64 },
-    LdS32 { d: Slot, base: Slot, at: u32, off: u64 },
-    Ld64 { d: Slot, base: Slot, at: u32, off: u64 },
-    St8 { s: Slot, base: Slot, at: u32, off: u64 },
-    St16 { s: Slot, base: Slot, at: u32, off: u64 },
-    St32 { s: Slot, base: Slot, at: u32, off: u64 },
-    St64 { s: Slot, base: Slot, at: u32, off: u64 },
+    Un { op: UnOp, d: Slot, s: Slot },
+    /// `Select` is `Test` (the condition into `COND`) then `Pick`.
+    Test { cond: Cond, a: Slot, b: Slot },
+    Pick { d: Slot, t: Slot, f: Slot },
 
-    Helper { id: u32, d: Slot, a: Slot, b: Slot, at: u32 },
+    LdU8 { d: Slot, base: Slot, m: Mode, site: u32, off: u64 },
+    LdS8 { d: Slot, base: Slot, m: Mode, site: u32, off: u64 },
+    LdU16 { d: Slot, base: Slot, m: Mode, site: u32, off: u64 },
+    LdS16 { d: Slot, base: Slot, m: Mode, site: u32, off: u64 },
+    LdU32 { d: Slot, base: Slot, m: Mode, site: u32, off: u64 },
+    LdS32 { d: Slot, base: Slot, m: Mode, site: u32, off: u64 },
+    Ld64 { d: Slot, base: Slot, m: Mode, site: u32, off: u64 },
+    St8 { s: Slot, base: Slot, m: Mode, site: u32, off: u64 },
+    St16 { s: Slot, base: Slot, m: Mode, site: u32, off: u64 },
+    St32 { s: Slot, base: Slot, m: Mode, site: u32, off: u64 },
+    St64 { s: Slot, base: Slot, m: Mode, site: u32, off: u64 },
+    /// Loads and stores that must be aligned: rare (RISC-V's are not), so they keep the plain
+    /// ops free of the alignment mask and take size and mode from their site.
+    LdAligned { d: Slot, base: Slot, site: u32, off: u64 },
+    StAligned { s: Slot, base: Slot, site: u32, off: u64 },
+
+    /// Atomics: address `a`, operand `s`; operation, width, mode and ordering are in the site.
+    Amo { d: Slot, a: Slot, s: Slot, site: u32 },
+    Lr { d: Slot, a: Slot, site: u32 },
+    Sc { d: Slot, a: Slot, s: Slot, site: u32 },
+    Fence { order: Ordering },
+
+    Helper { d: Slot, helper: u32 },
 
     // Terminators: the last op of every block. Their targets are in the block (`Block::targets`),
     // which keeps ops at two words and the block end in the same dispatch as everything else.
@@ -124,12 +168,17 @@ pub(crate) enum Op {
     BrGeu { a: Slot, b: Slot },
     /// To the pc in slot `s`.
     Indirect { s: Slot },
-    /// Drop every translation, then to `targets[0]`.
-    Flush,
+    /// To `targets[0]`, then back to the host.
+    Exit,
+    /// The whole body of a dropped block (see [`GONE`]): nothing ran, look the pc up again.
+    Gone,
 }
 
 // The executor's speed depends on ops staying two words.
 const _: () = assert!(size_of::<Op>() == 16);
+
+/// Where the one [`Op::Gone`] sits: a dropped block starts here.
+pub(crate) const GONE: u32 = 0;
 
 /// Marks a successor link that is not resolved yet.
 pub(crate) const NO_BLOCK: u32 = u32::MAX;
@@ -144,6 +193,8 @@ pub(crate) const SUCC_INDIRECT: usize = 2;
 #[derive(Debug, Clone)]
 pub(crate) struct Block {
     pub pc: u64,
+    /// The `tb_flags` it was lowered under.
+    pub flags: u32,
     pub insn_count: u32,
     pub start: u32,
     /// Constant successor pcs of the terminator (see the terminator ops).
@@ -155,30 +206,60 @@ pub(crate) struct Block {
     pub succ: [Cell<u32>; 3],
 }
 
-/// Storage shared by compiled blocks: all ops in one array, and the `At`s of ops that may call the
-/// host in another (they are only read on slow paths, so they stay out of the ops).
-#[derive(Default)]
+/// What a memory op's slow path needs: its position and its access as the IR gave it (and, for
+/// atomics, all of the op but its slots).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Site {
+    pub at: At,
+    pub access: MemAccess,
+    /// Atomics only.
+    pub op: AtomicOp,
+    /// Atomics only.
+    pub order: MemoryOrder,
+}
+
+/// A helper call but its destination.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HelperSite {
+    pub at: At,
+    pub id: u32,
+    pub flags: HelperFlags,
+    pub args: [Slot; 3],
+    pub imm: u64,
+}
+
+/// Storage shared by compiled blocks: all ops in one array, and the side tables of the ops that
+/// may call the host (only read on slow paths, so they stay out of the ops).
 pub(crate) struct Code {
     pub ops: Vec<Op>,
-    pub ats: Vec<At>,
+    pub sites: Vec<Site>,
+    pub helpers: Vec<HelperSite>,
+}
+
+impl Default for Code {
+    fn default() -> Self {
+        Code { ops: vec![Op::Gone], sites: Vec::new(), helpers: Vec::new() }
+    }
 }
 
 impl Code {
     pub(crate) fn clear(&mut self) {
-        self.ops.clear();
-        self.ats.clear();
+        self.ops.truncate(GONE as usize + 1);
+        self.sites.clear();
+        self.helpers.clear();
     }
 
     /// Decodes `ir` into compact ops appended to this storage.
     ///
-    /// Refuses malformed IR (register or temporary out of range, bad access size) instead of
-    /// executing it wrongly; on error the storage is left as it was.
+    /// Refuses malformed IR (register or temporary out of range, bad access size or mode) instead
+    /// of executing it wrongly; on error the storage is left as it was.
     pub(crate) fn compile(&mut self, ir: &IrBlock) -> Result<Block, VmError> {
-        let (ops0, ats0) = (self.ops.len(), self.ats.len());
+        let lens = (self.ops.len(), self.sites.len(), self.helpers.len());
         let r = self.compile_inner(ir);
         if r.is_err() {
-            self.ops.truncate(ops0);
-            self.ats.truncate(ats0);
+            self.ops.truncate(lens.0);
+            self.sites.truncate(lens.1);
+            self.helpers.truncate(lens.2);
         }
         r
     }
@@ -196,8 +277,8 @@ impl Code {
             }
             Terminator::Branch { cond, a, b, taken, not_taken } => {
                 targets = [taken, not_taken];
-                let a = self.operand(ir, a, SCRATCH_A)?;
-                let b = self.operand(ir, b, SCRATCH_B)?;
+                let a = self.operand(ir, a, SCRATCH[0])?;
+                let b = self.operand(ir, b, SCRATCH[1])?;
                 match cond {
                     Cond::Eq => Op::BrEq { a, b },
                     Cond::Ne => Op::BrNe { a, b },
@@ -207,15 +288,16 @@ impl Code {
                     Cond::Geu => Op::BrGeu { a, b },
                 }
             }
-            Terminator::JumpIndirect { target } => Op::Indirect { s: self.operand(ir, target, SCRATCH_A)? },
-            Terminator::FlushCode { next } => {
+            Terminator::JumpIndirect { target } => Op::Indirect { s: self.operand(ir, target, SCRATCH[0])? },
+            Terminator::Exit { next } => {
                 targets[0] = next;
-                Op::Flush
+                Op::Exit
             }
         };
         self.ops.push(term);
         Ok(Block {
             pc: ir.pc,
+            flags: ir.flags,
             insn_count: ir.insn_count,
             start,
             targets,
@@ -234,42 +316,92 @@ impl Code {
                 self.ops.push(op);
             }
             IrOp::Bin { op, dst, a, b } => self.bin(ir, op, dest(ir, dst)?, a, b)?,
+            IrOp::Un { op, dst, src } => {
+                let d = dest(ir, dst)?;
+                let op = match src {
+                    Operand::Imm(v) => Op::MovI { d, imm: vm_plugin_api::ir::eval_un(op, v as u64) },
+                    src => Op::Un { op, d, s: source(ir, src)? },
+                };
+                self.ops.push(op);
+            }
+            IrOp::Select { dst, cond, a, b, t, f } => {
+                let d = dest(ir, dst)?;
+                let a = self.operand(ir, a, SCRATCH[0])?;
+                let b = self.operand(ir, b, SCRATCH[1])?;
+                let t = self.operand(ir, t, SCRATCH[2])?;
+                let f = self.operand(ir, f, SCRATCH[3])?;
+                self.ops.push(Op::Test { cond, a, b });
+                self.ops.push(Op::Pick { d, t, f });
+            }
             IrOp::Load { dst, base, offset, access, at } => {
                 let d = dest(ir, dst)?;
                 let (base, off) = self.address(ir, base, offset)?;
-                let at = self.at(at)?;
+                let m = mode(ir, access)?;
+                let site = self.site(at, access, AtomicOp::Swap, MemoryOrder::Relaxed)?;
                 self.ops.push(match (access.size, access.signed) {
-                    (1, false) => Op::LdU8 { d, base, at, off },
-                    (1, true) => Op::LdS8 { d, base, at, off },
-                    (2, false) => Op::LdU16 { d, base, at, off },
-                    (2, true) => Op::LdS16 { d, base, at, off },
-                    (4, false) => Op::LdU32 { d, base, at, off },
-                    (4, true) => Op::LdS32 { d, base, at, off },
-                    (8, _) => Op::Ld64 { d, base, at, off },
-                    _ => return Err(bad_access(ir, access)),
+                    _ if access.aligned() => Op::LdAligned { d, base, site, off },
+                    (1, false) => Op::LdU8 { d, base, m, site, off },
+                    (1, true) => Op::LdS8 { d, base, m, site, off },
+                    (2, false) => Op::LdU16 { d, base, m, site, off },
+                    (2, true) => Op::LdS16 { d, base, m, site, off },
+                    (4, false) => Op::LdU32 { d, base, m, site, off },
+                    (4, true) => Op::LdS32 { d, base, m, site, off },
+                    (8, _) => Op::Ld64 { d, base, m, site, off },
+                    _ => unreachable!("`mode` checked the size"),
                 });
             }
             IrOp::Store { src, base, offset, access, at } => {
-                let s = self.operand(ir, src, SCRATCH_A)?;
+                let s = self.operand(ir, src, SCRATCH[0])?;
                 let (base, off) = self.address(ir, base, offset)?;
-                let at = self.at(at)?;
+                let m = mode(ir, access)?;
+                let site = self.site(at, access, AtomicOp::Swap, MemoryOrder::Relaxed)?;
                 self.ops.push(match access.size {
-                    1 => Op::St8 { s, base, at, off },
-                    2 => Op::St16 { s, base, at, off },
-                    4 => Op::St32 { s, base, at, off },
-                    8 => Op::St64 { s, base, at, off },
-                    _ => return Err(bad_access(ir, access)),
+                    _ if access.aligned() => Op::StAligned { s, base, site, off },
+                    1 => Op::St8 { s, base, m, site, off },
+                    2 => Op::St16 { s, base, m, site, off },
+                    4 => Op::St32 { s, base, m, site, off },
+                    _ => Op::St64 { s, base, m, site, off },
                 });
             }
-            IrOp::Helper { id, dst, a, b, at } => {
+            IrOp::Amo { op, dst, addr, src, access, order, at } => {
+                let d = dest(ir, dst)?;
+                let a = self.operand(ir, addr, SCRATCH[0])?;
+                let s = self.operand(ir, src, SCRATCH[1])?;
+                atomic_access(ir, access)?;
+                let site = self.site(at, access, op, order)?;
+                self.ops.push(Op::Amo { d, a, s, site });
+            }
+            IrOp::LoadReserved { dst, addr, access, order, at } => {
+                let d = dest(ir, dst)?;
+                let a = self.operand(ir, addr, SCRATCH[0])?;
+                atomic_access(ir, access)?;
+                let site = self.site(at, access, AtomicOp::Swap, order)?;
+                self.ops.push(Op::Lr { d, a, site });
+            }
+            IrOp::StoreConditional { dst, addr, src, access, order, at } => {
+                let d = dest(ir, dst)?;
+                let a = self.operand(ir, addr, SCRATCH[0])?;
+                let s = self.operand(ir, src, SCRATCH[1])?;
+                atomic_access(ir, access)?;
+                let site = self.site(at, access, AtomicOp::Swap, order)?;
+                self.ops.push(Op::Sc { d, a, s, site });
+            }
+            IrOp::Fence { pred, succ } => {
+                if let Some(order) = fence_order(pred, succ) {
+                    self.ops.push(Op::Fence { order });
+                }
+            }
+            IrOp::Helper { id, flags, dst, args, imm, at } => {
                 let d = match dst.into_option() {
                     Some(dst) => dest(ir, dst)?,
                     None => SINK,
                 };
-                let a = self.operand(ir, a, SCRATCH_A)?;
-                let b = self.operand(ir, b, SCRATCH_B)?;
-                let at = self.at(at)?;
-                self.ops.push(Op::Helper { id, d, a, b, at });
+                let a = self.operand(ir, args[0], SCRATCH[0])?;
+                let b = self.operand(ir, args[1], SCRATCH[1])?;
+                let c = self.operand(ir, args[2], SCRATCH[2])?;
+                let helper = index(self.helpers.len())?;
+                self.helpers.push(HelperSite { at, id, flags, args: [a, b, c], imm });
+                self.ops.push(Op::Helper { d, helper });
             }
         }
         Ok(())
@@ -278,13 +410,13 @@ impl Code {
     fn bin(&mut self, ir: &IrBlock, op: BinOp, d: Slot, a: Operand, b: Operand) -> Result<(), VmError> {
         let (a, b) = match (a, b) {
             (Operand::Imm(x), Operand::Imm(y)) => {
-                self.ops.push(Op::MovI { d, imm: vm_plugin_api::ir::eval_bin(op, x as u64, y as u64) });
+                self.ops.push(Op::MovI { d, imm: eval_bin(op, x as u64, y as u64) });
                 return Ok(());
             }
             (Operand::Imm(x), b) if commutative(op) => (b, Operand::Imm(x)),
             other => other,
         };
-        let a = self.operand(ir, a, SCRATCH_A)?;
+        let a = self.operand(ir, a, SCRATCH[0])?;
         let op = match b {
             Operand::Imm(imm) => imm_form(op, d, a, imm as u64),
             b => reg_form(op, d, a, source(ir, b)?),
@@ -313,16 +445,38 @@ impl Code {
         }
     }
 
-    fn at(&mut self, at: At) -> Result<u32, VmError> {
-        let i = index(self.ats.len())?;
-        self.ats.push(at);
+    fn site(&mut self, at: At, access: MemAccess, op: AtomicOp, order: MemoryOrder) -> Result<u32, VmError> {
+        let i = index(self.sites.len())?;
+        self.sites.push(Site { at, access, op, order });
         Ok(i)
+    }
+}
+
+/// The host ordering that gives RISC-V `fence pred, succ` on this host, or `None` for a fence
+/// that orders nothing. Device input and output (`I`, `O`) count as reads and writes: device
+/// accesses are host calls, and ordering them like memory is what the guest's drivers expect.
+/// Rust's acquire fence orders earlier reads before everything later, its release fence
+/// everything earlier before later writes; only SeqCst also orders earlier writes before later
+/// reads. So AcqRel is never the weakest fit, and on x86 only the write-before-read case costs
+/// an `mfence` (the others compile to nothing there).
+fn fence_order(pred: u8, succ: u8) -> Option<Ordering> {
+    let fold = |s: u8| (s & (fence::R | fence::I) != 0, s & (fence::W | fence::O) != 0);
+    let ((pr, pw), (sr, sw)) = (fold(pred), fold(succ));
+    if !(pr || pw) || !(sr || sw) {
+        None
+    } else if pw && sr {
+        Some(Ordering::SeqCst)
+    } else if pw {
+        // Then `succ` is writes only.
+        Some(Ordering::Release)
+    } else {
+        Some(Ordering::Acquire)
     }
 }
 
 fn commutative(op: BinOp) -> bool {
     use BinOp::*;
-    matches!(op, Add | And | Or | Xor | Mul | MulH | MulHU | AddW | MulW)
+    matches!(op, Add | And | Or | Xor | Mul | MulH | MulHU | AddW | MulW | Xnor | Min | Max | MinU | MaxU)
 }
 
 fn reg_form(op: BinOp, d: Slot, a: Slot, b: Slot) -> Op {
@@ -369,6 +523,25 @@ fn imm_form(op: BinOp, d: Slot, a: Slot, imm: u64) -> Op {
     }
 }
 
+/// The mode of a load or store; refuses sizes and modes the IR does not have.
+fn mode(ir: &IrBlock, access: MemAccess) -> Result<Mode, VmError> {
+    if !matches!(access.size, 1 | 2 | 4 | 8) {
+        return Err(malformed(ir, format!("memory access size {} is not 1, 2, 4 or 8", access.size)));
+    }
+    if access.mmu as usize >= MMU_MODES {
+        return Err(malformed(ir, format!("MMU mode {} is not below {MMU_MODES}", access.mmu)));
+    }
+    Ok(mode_of(access.mmu))
+}
+
+/// Checks an atomic access (4 or 8 bytes, a valid mode; always aligned whatever its flags).
+fn atomic_access(ir: &IrBlock, access: MemAccess) -> Result<(), VmError> {
+    if !matches!(access.size, 4 | 8) {
+        return Err(malformed(ir, format!("atomic access size {} is not 4 or 8", access.size)));
+    }
+    mode(ir, access).map(|_| ())
+}
+
 fn source(ir: &IrBlock, v: Operand) -> Result<Slot, VmError> {
     match v {
         Operand::Reg(r) if (r as usize) < REGS => Ok(r),
@@ -393,10 +566,26 @@ fn index(n: usize) -> Result<u32, VmError> {
         .ok_or_else(|| VmError::engine("interp code storage is full"))
 }
 
-fn bad_access(ir: &IrBlock, access: MemAccess) -> VmError {
-    malformed(ir, format!("memory access size {} is not 1, 2, 4 or 8", access.size))
-}
-
 fn malformed(ir: &IrBlock, what: String) -> VmError {
     VmError::engine(format!("malformed IR block at pc {:#x}: {what}", ir.pc))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vm_plugin_api::ir::fence::{I, O, R, W};
+
+    #[test]
+    fn fences_map_to_the_weakest_host_ordering_that_covers_them() {
+        assert_eq!(fence_order(R | W, R | W), Some(Ordering::SeqCst));
+        assert_eq!(fence_order(W, R), Some(Ordering::SeqCst));
+        assert_eq!(fence_order(O, I), Some(Ordering::SeqCst), "device output before input");
+        assert_eq!(fence_order(R | W, W), Some(Ordering::Release));
+        assert_eq!(fence_order(R, W), Some(Ordering::Acquire));
+        assert_eq!(fence_order(R, R | W), Some(Ordering::Acquire));
+        assert_eq!(fence_order(R, R), Some(Ordering::Acquire));
+        assert_eq!(fence_order(W, W), Some(Ordering::Release));
+        assert_eq!(fence_order(0, R | W), None);
+        assert_eq!(fence_order(R, 0), None);
+    }
 }

@@ -1,17 +1,27 @@
 //! Executes compiled blocks on the register frame: the interpreter's hot loop.
 //!
 //! Blocks follow one another through their successor links without leaving the loop; the loop
-//! returns to the run loop only to look up or translate code, to obey the budget or an exit
-//! request, or for a host decision. RAM accesses go straight through [`GuestRam`]; anything that
-//! needs the host (device memory, faults, helpers) leaves the fast path through one cold function
-//! that makes `CpuState` exact first (registers, pc, instret per the IR's accounting rules).
+//! returns to the run loop only to look up or translate code, to obey the budget or the attention
+//! word, or for a host decision. RAM accesses go through the TLB in `CpuState` (the fast path of
+//! `vm_plugin_api::cpu`); a miss, and anything else that needs the host (device memory, faults,
+//! atomics that miss, helpers), leaves the fast path through one cold function that makes
+//! `CpuState` exact first (registers, pc, instret per the IR's accounting rules).
 
 use crate::cache::Cache;
-use crate::code::{Block, Code, Frame, Op, SUCC_INDIRECT, SUCC_NOT_TAKEN, SUCC_TAKEN, Slot};
-use vm_plugin_api::{
-    BinOp, Cond, CpuState, ExitReason, Flow, GuestRam, HostCalls,
-    ir::{eval_bin, eval_cond},
+use crate::code::{
+    Block, COND, Code, Frame, Mode, Op, SUCC_INDIRECT, SUCC_NOT_TAKEN, SUCC_TAKEN, Site, Slot, mmu_of,
+    mode_of,
 };
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering, fence};
+use vm_plugin_api::{
+    AtomicKind, AtomicOp, AtomicReq, BinOp, Cond, CpuState, ExitReason, Flow, HelperFlags, HostCalls,
+    MemAccess, TlbAccess, UnOp,
+    cpu::{NO_RESERVATION, PAGE_BITS, PAGE_MASK, TLB_ENTRY_BITS},
+    ir::{eval_bin, eval_cond, eval_un},
+};
+
+// Guest memory is little-endian and the atomics below work on it in place.
+const _: () = assert!(cfg!(target_endian = "little"), "the interp needs a little-endian host");
 
 /// Why [`run_blocks`] returned. In every case `cpu.pc` is where execution goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,12 +30,14 @@ pub(crate) enum Stop {
     Unlinked { from: u32, succ: usize },
     /// The block completed (only when not chaining).
     Done,
-    /// A `FlushCode` block completed: drop every translation.
-    Flush,
+    /// A link led to a dropped block; nothing of it ran. Look `cpu.pc` up again.
+    Gone,
     /// The host redirected control.
     Redirect,
     /// Return to the host.
     Exit(ExitReason),
+    /// The IR named a helper the host's table does not have (`cpu.pc` is the helper's pc).
+    UnknownHelper { id: u32, table: usize },
 }
 
 /// Work done, folded into the engine's statistics by the caller.
@@ -35,11 +47,11 @@ pub(crate) struct Counts {
     pub executed: u64,
 }
 
-/// Not a successor link: the block ended with `FlushCode`.
-const SUCC_FLUSH: usize = 3;
+/// Not a successor link: the block ended with `Exit`.
+const SUCC_EXIT: usize = 3;
 
 /// Runs block `first` of `cache` and, when `CHAIN`, the blocks after it, until there is a reason to
-/// stop. Checks the exit request and `budget` (against `counts.retired`) after every block.
+/// stop. Checks the attention word and `budget` (against `counts.retired`) after every block.
 ///
 /// Guest registers live in `f` throughout (the caller loads and writes them back); `cpu.pc` and
 /// `cpu.instret` are exact at every block boundary.
@@ -62,32 +74,35 @@ pub(crate) fn run_blocks<const CHAIN: bool>(
             Ok(next) => next,
             Err(left) => {
                 retired += left.retired;
-                break left.stop();
+                break left.stop;
             }
         };
         cpu.pc = pc;
         cpu.instret = cpu.instret.wrapping_add(block.insn_count as u64);
         retired += block.insn_count as u64;
         executed += 1;
-        if succ == SUCC_FLUSH {
-            break Stop::Flush;
+        if succ == SUCC_EXIT {
+            break Stop::Exit(ExitReason::ExitRequested);
         }
         if !CHAIN {
             break Stop::Done;
         }
-        if host.exit_requested() {
+        if cpu.attention() {
             break Stop::Exit(ExitReason::ExitRequested);
         }
         if retired >= budget {
             break Stop::Exit(ExitReason::BudgetExhausted);
         }
+        // A link was made between two blocks that ran one after the other with no redirect in
+        // between, so under the same `tb_flags` (only a redirect changes them): checking the pc is
+        // enough. A dropped block has a pc no block leads to (and runs as `Op::Gone` if one did).
         let link = &block.succ[succ];
         match blocks.get(link.get() as usize) {
             Some(next) if next.pc == pc => {
                 index = link.get();
                 block = next;
             }
-            _ => match cache.find_fast(pc) {
+            _ => match cache.find_fast(pc, cpu.tb_flags) {
                 Some(next) => {
                     link.set(next);
                     index = next;
@@ -119,8 +134,6 @@ fn run_block(
     host: &HostCalls,
 ) -> Result<(u64, usize), Left> {
     let env = Env { code, block, host };
-    // A local copy keeps the RAM bounds in registers.
-    let ram = host.ram;
     let ops = &code.ops[..];
     let mut ip = block.start as usize;
     loop {
@@ -163,20 +176,55 @@ fn run_block(
             Op::SarWI { d, a, imm } => ri(f, BinOp::SarW, d, a, imm),
             Op::BinI { op, d, a, imm } => f.set(d, generic(op, f.get(a), imm)),
 
-            Op::LdU8 { d, base, at, off } => load::<1, false>(&env, f, cpu, ram, d, base, off, at)?,
-            Op::LdS8 { d, base, at, off } => load::<1, true>(&env, f, cpu, ram, d, base, off, at)?,
-            Op::LdU16 { d, base, at, off } => load::<2, false>(&env, f, cpu, ram, d, base, off, at)?,
-            Op::LdS16 { d, base, at, off } => load::<2, true>(&env, f, cpu, ram, d, base, off, at)?,
-            Op::LdU32 { d, base, at, off } => load::<4, false>(&env, f, cpu, ram, d, base, off, at)?,
-            Op::LdS32 { d, base, at, off } => load::<4, true>(&env, f, cpu, ram, d, base, off, at)?,
-            Op::Ld64 { d, base, at, off } => load::<8, false>(&env, f, cpu, ram, d, base, off, at)?,
-            Op::St8 { s, base, at, off } => store::<1>(&env, f, cpu, ram, s, base, off, at)?,
-            Op::St16 { s, base, at, off } => store::<2>(&env, f, cpu, ram, s, base, off, at)?,
-            Op::St32 { s, base, at, off } => store::<4>(&env, f, cpu, ram, s, base, off, at)?,
-            Op::St64 { s, base, at, off } => store::<8>(&env, f, cpu, ram, s, base, off, at)?,
+            Op::Un { op, d, s } => f.set(d, unary(op, f.get(s))),
+            Op::Test { cond, a, b } => f.set(COND, condition(cond, f.get(a), f.get(b)) as u64),
+            Op::Pick { d, t, f: e } => f.set(d, if f.get(COND) != 0 { f.get(t) } else { f.get(e) }),
 
-            Op::Helper { id, d, a, b, at } => {
-                let v = host_call(&env, f, cpu, at, Call::Helper { id, a: f.get(a), b: f.get(b) })?;
+            Op::LdU8 { d, base, m, site, off } => {
+                load::<1, false, false>(&env, f, cpu, d, base, m, site, off)?
+            }
+            Op::LdS8 { d, base, m, site, off } => {
+                load::<1, true, false>(&env, f, cpu, d, base, m, site, off)?
+            }
+            Op::LdU16 { d, base, m, site, off } => {
+                load::<2, false, false>(&env, f, cpu, d, base, m, site, off)?
+            }
+            Op::LdS16 { d, base, m, site, off } => {
+                load::<2, true, false>(&env, f, cpu, d, base, m, site, off)?
+            }
+            Op::LdU32 { d, base, m, site, off } => {
+                load::<4, false, false>(&env, f, cpu, d, base, m, site, off)?
+            }
+            Op::LdS32 { d, base, m, site, off } => {
+                load::<4, true, false>(&env, f, cpu, d, base, m, site, off)?
+            }
+            Op::Ld64 { d, base, m, site, off } => {
+                load::<8, false, false>(&env, f, cpu, d, base, m, site, off)?
+            }
+            Op::St8 { s, base, m, site, off } => store::<1, false>(&env, f, cpu, s, base, m, site, off)?,
+            Op::St16 { s, base, m, site, off } => store::<2, false>(&env, f, cpu, s, base, m, site, off)?,
+            Op::St32 { s, base, m, site, off } => store::<4, false>(&env, f, cpu, s, base, m, site, off)?,
+            Op::St64 { s, base, m, site, off } => store::<8, false>(&env, f, cpu, s, base, m, site, off)?,
+            Op::LdAligned { d, base, site, off } => load_aligned(&env, f, cpu, d, base, site, off)?,
+            Op::StAligned { s, base, site, off } => store_aligned(&env, f, cpu, s, base, site, off)?,
+
+            // The atomics take scalars: passing `op` itself would keep every op in memory.
+            Op::Amo { d, a, s, site } => {
+                let v = amo(&env, f, cpu, f.get(a), f.get(s), site)?;
+                f.set(d, v);
+            }
+            Op::Lr { d, a, site } => {
+                let v = load_reserved(&env, f, cpu, f.get(a), site)?;
+                f.set(d, v);
+            }
+            Op::Sc { d, a, s, site } => {
+                let v = store_conditional(&env, f, cpu, f.get(a), f.get(s), site)?;
+                f.set(d, v);
+            }
+            Op::Fence { order } => fence(order),
+
+            Op::Helper { d, helper } => {
+                let v = host_call(&env, f, cpu, Call::Helper { helper })?;
                 f.set(d, v);
             }
 
@@ -188,7 +236,8 @@ fn run_block(
             Op::BrLtu { a, b } => return Ok(branch(f, block, Cond::Ltu, a, b)),
             Op::BrGeu { a, b } => return Ok(branch(f, block, Cond::Geu, a, b)),
             Op::Indirect { s } => return Ok((f.get(s), SUCC_INDIRECT)),
-            Op::Flush => return Ok((block.targets[0], SUCC_FLUSH)),
+            Op::Exit => return Ok((block.targets[0], SUCC_EXIT)),
+            Op::Gone => return Err(Left { stop: Stop::Gone, retired: 0 }),
         }
     }
 }
@@ -215,10 +264,23 @@ fn ri(f: &mut Frame, op: BinOp, d: Slot, a: Slot, imm: u64) {
     f.set(d, eval_bin(op, f.get(a), imm));
 }
 
-/// The rare ops (multiply-high, division, ...): kept out of line so the hot loop stays small.
+/// The rare ops (multiply-high, division, bit manipulation...): kept out of line so the hot loop
+/// stays small.
 #[inline(never)]
 fn generic(op: BinOp, a: u64, b: u64) -> u64 {
     eval_bin(op, a, b)
+}
+
+/// As [`generic`], for one-operand ops.
+#[inline(never)]
+fn unary(op: UnOp, a: u64) -> u64 {
+    eval_un(op, a)
+}
+
+/// As [`generic`], for the condition of a `Select`.
+#[inline(never)]
+fn condition(cond: Cond, a: u64, b: u64) -> bool {
+    eval_cond(cond, a, b)
 }
 
 #[inline(always)]
@@ -234,22 +296,55 @@ fn extend<const N: u8, const SIGNED: bool>(v: u64) -> u64 {
     }
 }
 
+/// The TLB fast path of `vm_plugin_api::cpu` for an `N`-byte access: the host address, or `None`
+/// for the slow path. The table and mask are read afresh on every access, as any host call may
+/// replace them. `ALIGNED` is a constant at every call, so plain accesses compute no mask.
+#[inline(always)]
+fn tlb<const N: u8, const ALIGNED: bool>(
+    cpu: &CpuState,
+    kind: TlbAccess,
+    m: Mode,
+    vaddr: u64,
+) -> Option<*mut u8> {
+    let t = &cpu.tlb[mmu_of(m)];
+    let offset = (vaddr >> (PAGE_BITS - TLB_ENTRY_BITS)) & t.mask;
+    // SAFETY: the host keeps `mask / 32 + 1` entries at `table` (cpu.rs), and `offset` is masked.
+    let e = unsafe { &*t.table.byte_add(offset as usize) };
+    let tag = match kind {
+        TlbAccess::Read => e.read,
+        TlbAccess::Write => e.write,
+        TlbAccess::Exec => e.exec,
+    };
+    let align_mask = if ALIGNED { N as u64 - 1 } else { 0 };
+    let want = vaddr.wrapping_add(N as u64 - 1 - align_mask) & (PAGE_MASK | align_mask);
+    (tag == want).then(|| vaddr.wrapping_add(e.addend) as *mut u8)
+}
+
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn load<const N: u8, const SIGNED: bool>(
+fn load<const N: u8, const SIGNED: bool, const ALIGNED: bool>(
     env: &Env<'_>,
     f: &mut Frame,
     cpu: &mut CpuState,
-    ram: GuestRam,
     d: Slot,
     base: Slot,
+    m: Mode,
+    site: u32,
     off: u64,
-    at: u32,
 ) -> Result<(), Left> {
     let addr = f.get(base).wrapping_add(off);
-    let v = match ram.load(addr, N) {
-        Some(v) => v,
-        None => host_call(env, f, cpu, at, Call::Load { addr, size: N })?,
+    let v = match tlb::<N, ALIGNED>(cpu, TlbAccess::Read, m, addr) {
+        // SAFETY: a hit means the `N` bytes at `p` are guest RAM the host keeps mapped (the
+        // compared tag is that of the access's last byte's page); they may be misaligned.
+        Some(p) => unsafe {
+            match N {
+                1 => p.read() as u64,
+                2 => u16::from_le(p.cast::<u16>().read_unaligned()) as u64,
+                4 => u32::from_le(p.cast::<u32>().read_unaligned()) as u64,
+                _ => u64::from_le(p.cast::<u64>().read_unaligned()),
+            }
+        },
+        None => host_call(env, f, cpu, Call::Load { site, addr })?,
     };
     // The host's value is extended too: device registers answer with the raw bytes.
     f.set(d, extend::<N, SIGNED>(v));
@@ -258,66 +353,296 @@ fn load<const N: u8, const SIGNED: bool>(
 
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn store<const N: u8>(
+fn store<const N: u8, const ALIGNED: bool>(
     env: &Env<'_>,
     f: &mut Frame,
     cpu: &mut CpuState,
-    ram: GuestRam,
     s: Slot,
     base: Slot,
+    m: Mode,
+    site: u32,
     off: u64,
-    at: u32,
 ) -> Result<(), Left> {
     let addr = f.get(base).wrapping_add(off);
     let value = f.get(s);
-    if ram.store(addr, N, value).is_none() {
-        // Devices get exactly the bytes stored, not the register's upper bits.
-        host_call(env, f, cpu, at, Call::Store { addr, size: N, value: extend::<N, false>(value) })?;
+    match tlb::<N, ALIGNED>(cpu, TlbAccess::Write, m, addr) {
+        // SAFETY: as in `load`, for the `write` tag (set only for writable RAM without code).
+        Some(p) => unsafe {
+            match N {
+                1 => p.write(value as u8),
+                2 => p.cast::<u16>().write_unaligned((value as u16).to_le()),
+                4 => p.cast::<u32>().write_unaligned((value as u32).to_le()),
+                _ => p.cast::<u64>().write_unaligned(value.to_le()),
+            }
+        },
+        None => {
+            // Devices get exactly the bytes stored, not the register's upper bits.
+            host_call(env, f, cpu, Call::Store { site, addr, value: extend::<N, false>(value) })?;
+        }
     }
     Ok(())
 }
 
-/// A call into the host from the middle of a block.
-enum Call {
-    Load { addr: u64, size: u8 },
-    Store { addr: u64, size: u8, value: u64 },
-    Helper { id: u32, a: u64, b: u64 },
+/// `LdAligned`: the plain load with the alignment check, size and mode from the site.
+#[inline(never)]
+fn load_aligned(
+    env: &Env<'_>,
+    f: &mut Frame,
+    cpu: &mut CpuState,
+    d: Slot,
+    base: Slot,
+    site: u32,
+    off: u64,
+) -> Result<(), Left> {
+    let a = env.code.sites[site as usize].access;
+    let m = mode_of(a.mmu);
+    match (a.size, a.signed) {
+        (1, false) => load::<1, false, true>(env, f, cpu, d, base, m, site, off),
+        (1, true) => load::<1, true, true>(env, f, cpu, d, base, m, site, off),
+        (2, false) => load::<2, false, true>(env, f, cpu, d, base, m, site, off),
+        (2, true) => load::<2, true, true>(env, f, cpu, d, base, m, site, off),
+        (4, false) => load::<4, false, true>(env, f, cpu, d, base, m, site, off),
+        (4, true) => load::<4, true, true>(env, f, cpu, d, base, m, site, off),
+        _ => load::<8, false, true>(env, f, cpu, d, base, m, site, off),
+    }
 }
 
-/// A block left early on the host's word.
-pub(crate) struct Left {
-    /// Redirect or Exit.
-    flow: Flow,
-    /// Instructions of the block that retired before it left.
-    retired: u64,
+/// `StAligned`, as [`load_aligned`].
+#[inline(never)]
+fn store_aligned(
+    env: &Env<'_>,
+    f: &mut Frame,
+    cpu: &mut CpuState,
+    s: Slot,
+    base: Slot,
+    site: u32,
+    off: u64,
+) -> Result<(), Left> {
+    let a = env.code.sites[site as usize].access;
+    let m = mode_of(a.mmu);
+    match a.size {
+        1 => store::<1, true>(env, f, cpu, s, base, m, site, off),
+        2 => store::<2, true>(env, f, cpu, s, base, m, site, off),
+        4 => store::<4, true>(env, f, cpu, s, base, m, site, off),
+        _ => store::<8, true>(env, f, cpu, s, base, m, site, off),
+    }
 }
 
-impl Left {
-    fn stop(&self) -> Stop {
-        match self.flow {
-            Flow::Exit(reason) => Stop::Exit(reason),
-            // `host_call` never gives Continue here.
-            Flow::Redirect | Flow::Continue => Stop::Redirect,
+// The atomics are out of line: far rarer than plain accesses. Their fast paths work on the host's
+// RAM with host atomics; a miss hands the whole operation (and the reservation) to the host.
+
+/// `Amo`: gives the old value, sign-extended when 4 bytes.
+#[inline(never)]
+fn amo(
+    env: &Env<'_>,
+    f: &mut Frame,
+    cpu: &mut CpuState,
+    addr: u64,
+    src: u64,
+    site: u32,
+) -> Result<u64, Left> {
+    let Site { access, op, order, .. } = env.code.sites[site as usize];
+    let v = match aligned_ptr(cpu, TlbAccess::Write, access, addr) {
+        // SAFETY: a hit on the write tag is writable RAM; `aligned_ptr` checked alignment.
+        Some(p) => unsafe { amo_in_place(op, access.size, order.for_rmw(), p, src) },
+        None => host_call(env, f, cpu, Call::Atomic { site, kind: AtomicKind::Amo, addr, src })?,
+    };
+    Ok(sign_extend(access.size, v))
+}
+
+/// `LoadReserved`: gives the value (sign-extended when 4 bytes) and reserves `addr`.
+#[inline(never)]
+fn load_reserved(
+    env: &Env<'_>,
+    f: &mut Frame,
+    cpu: &mut CpuState,
+    addr: u64,
+    site: u32,
+) -> Result<u64, Left> {
+    let Site { access, order, .. } = env.code.sites[site as usize];
+    match aligned_ptr(cpu, TlbAccess::Read, access, addr) {
+        Some(p) => {
+            let o = order.for_load();
+            // SAFETY: a hit on the read tag is RAM; `aligned_ptr` checked alignment.
+            let v = unsafe {
+                if access.size == 4 {
+                    AtomicU32::from_ptr(p.cast()).load(o) as u64
+                } else {
+                    AtomicU64::from_ptr(p.cast()).load(o)
+                }
+            };
+            let v = sign_extend(access.size, v);
+            (cpu.resv_addr, cpu.resv_value) = (addr, v);
+            Ok(v)
+        }
+        None => {
+            let v =
+                host_call(env, f, cpu, Call::Atomic { site, kind: AtomicKind::LoadReserved, addr, src: 0 })?;
+            Ok(sign_extend(access.size, v))
         }
     }
 }
 
-/// Makes `cpu` exact for the op at `at` (registers, pc, instret as the IR's accounting rules say),
-/// calls the host, and takes the registers back: the host may read or change any of them.
+/// `StoreConditional`: gives 0 if it stored, 1 if not; always ends the reservation.
+#[inline(never)]
+fn store_conditional(
+    env: &Env<'_>,
+    f: &mut Frame,
+    cpu: &mut CpuState,
+    addr: u64,
+    src: u64,
+    site: u32,
+) -> Result<u64, Left> {
+    let Site { access, order, .. } = env.code.sites[site as usize];
+    match aligned_ptr(cpu, TlbAccess::Write, access, addr) {
+        Some(p) => {
+            let (old, o) = (cpu.resv_value, order.for_rmw());
+            // SAFETY: as in `amo`.
+            let ok = cpu.resv_addr == addr && unsafe { compare_exchange(access.size, o, p, old, src) };
+            cpu.resv_addr = NO_RESERVATION;
+            Ok(!ok as u64)
+        }
+        None => host_call(env, f, cpu, Call::Atomic { site, kind: AtomicKind::StoreConditional, addr, src }),
+    }
+}
+
+/// The TLB fast path for an aligned atomic access of `size` (4 or 8) bytes. Also checks the host
+/// address's alignment, which host atomics need: the contract aligns the guest address, and a host
+/// whose `addend` is not a multiple of 8 just gets every atomic on its slow path.
+#[inline(always)]
+fn aligned_ptr(cpu: &CpuState, kind: TlbAccess, access: MemAccess, addr: u64) -> Option<*mut u8> {
+    let m = mode_of(access.mmu);
+    let p = if access.size == 4 {
+        tlb::<4, true>(cpu, kind, m, addr)
+    } else {
+        tlb::<8, true>(cpu, kind, m, addr)
+    }?;
+    (p as usize & (access.size as usize - 1) == 0).then_some(p)
+}
+
+fn sign_extend(size: u8, v: u64) -> u64 {
+    if size == 4 { v as u32 as i32 as i64 as u64 } else { v }
+}
+
+/// `old = mem; mem = eval_amo(op, size, old, src)` with one host atomic; gives `old`.
+///
+/// # Safety
+/// `p` is valid for an atomic access of `size` bytes and aligned to it.
+unsafe fn amo_in_place(op: AtomicOp, size: u8, o: Ordering, p: *mut u8, src: u64) -> u64 {
+    // SAFETY: per this function's contract (every access to guest RAM in this process is either
+    // atomic or a plain access of the same size the guest itself could race with).
+    unsafe {
+        if size == 4 {
+            let (u, i, s) = (AtomicU32::from_ptr(p.cast()), AtomicI32::from_ptr(p.cast()), src as u32);
+            (match op {
+                AtomicOp::Swap => u.swap(s, o),
+                AtomicOp::Add => u.fetch_add(s, o),
+                AtomicOp::And => u.fetch_and(s, o),
+                AtomicOp::Or => u.fetch_or(s, o),
+                AtomicOp::Xor => u.fetch_xor(s, o),
+                AtomicOp::Min => i.fetch_min(s as i32, o) as u32,
+                AtomicOp::Max => i.fetch_max(s as i32, o) as u32,
+                AtomicOp::MinU => u.fetch_min(s, o),
+                AtomicOp::MaxU => u.fetch_max(s, o),
+            }) as u64
+        } else {
+            let (u, i) = (AtomicU64::from_ptr(p.cast()), AtomicI64::from_ptr(p.cast()));
+            match op {
+                AtomicOp::Swap => u.swap(src, o),
+                AtomicOp::Add => u.fetch_add(src, o),
+                AtomicOp::And => u.fetch_and(src, o),
+                AtomicOp::Or => u.fetch_or(src, o),
+                AtomicOp::Xor => u.fetch_xor(src, o),
+                AtomicOp::Min => i.fetch_min(src as i64, o) as u64,
+                AtomicOp::Max => i.fetch_max(src as i64, o) as u64,
+                AtomicOp::MinU => u.fetch_min(src, o),
+                AtomicOp::MaxU => u.fetch_max(src, o),
+            }
+        }
+    }
+}
+
+/// Whether memory at `p` held `old` (at `size`) and now holds `new`.
+///
+/// # Safety
+/// As for [`amo`].
+unsafe fn compare_exchange(size: u8, o: Ordering, p: *mut u8, old: u64, new: u64) -> bool {
+    // A failed exchange is only a load; give it the load half of the ordering.
+    let fail = match o {
+        Ordering::SeqCst => Ordering::SeqCst,
+        Ordering::Acquire | Ordering::AcqRel => Ordering::Acquire,
+        _ => Ordering::Relaxed,
+    };
+    // SAFETY: per this function's contract.
+    unsafe {
+        if size == 4 {
+            AtomicU32::from_ptr(p.cast()).compare_exchange(old as u32, new as u32, o, fail).is_ok()
+        } else {
+            AtomicU64::from_ptr(p.cast()).compare_exchange(old, new, o, fail).is_ok()
+        }
+    }
+}
+
+/// A call into the host from the middle of a block.
+enum Call {
+    Load { site: u32, addr: u64 },
+    Store { site: u32, addr: u64, value: u64 },
+    Atomic { site: u32, kind: AtomicKind, addr: u64, src: u64 },
+    Helper { helper: u32 },
+}
+
+/// A block left early.
+pub(crate) struct Left {
+    /// Redirect, Exit, Gone or UnknownHelper.
+    stop: Stop,
+    /// Instructions of the block that retired before it left.
+    retired: u64,
+}
+
+/// Makes `cpu` exact for the op (registers, pc, instret as the IR's accounting rules say), calls
+/// the host, and takes the registers back: the host may read or change any of them.
 #[cold]
 #[inline(never)]
-fn host_call(env: &Env<'_>, f: &mut Frame, cpu: &mut CpuState, at: u32, call: Call) -> Result<u64, Left> {
-    let at = env.code.ats[at as usize];
+fn host_call(env: &Env<'_>, f: &mut Frame, cpu: &mut CpuState, call: Call) -> Result<u64, Left> {
+    let code = env.code;
+    let (at, sync) = match call {
+        Call::Load { site, .. } | Call::Store { site, .. } | Call::Atomic { site, .. } => {
+            (code.sites[site as usize].at, true)
+        }
+        Call::Helper { helper, .. } => {
+            let h = code.helpers[helper as usize];
+            // A helper that neither reads nor writes registers leaves the frame authoritative.
+            (h.at, !h.flags.contains(HelperFlags::NO_REG_READ.union(HelperFlags::NO_REG_WRITE)))
+        }
+    };
     let entry_instret = cpu.instret;
-    f.store_regs(&mut cpu.x);
+    if sync {
+        f.store_regs(cpu.regs_mut());
+    }
     cpu.pc = env.block.pc.wrapping_add(at.pc_offset as u64);
     cpu.instret = entry_instret.wrapping_add(at.insn_index as u64);
+    let host = env.host;
     let r = match call {
-        Call::Load { addr, size } => env.host.load(cpu, addr, size),
-        Call::Store { addr, size, value } => env.host.store(cpu, addr, size, value),
-        Call::Helper { id, a, b } => env.host.helper(cpu, id, a, b),
+        Call::Load { site, addr } => host.load(cpu, addr, code.sites[site as usize].access),
+        Call::Store { site, addr, value } => host.store(cpu, addr, code.sites[site as usize].access, value),
+        Call::Atomic { site, kind, addr, src } => {
+            let Site { access, op, order, .. } = code.sites[site as usize];
+            host.atomic(cpu, &AtomicReq { kind, op, access, order, addr, src })
+        }
+        Call::Helper { helper } => {
+            let h = code.helpers[helper as usize];
+            match host.helper(cpu, h.id, h.args.map(|a| f.get(a)), h.imm) {
+                Some(r) => r,
+                None => {
+                    let table = host.helper_table().len();
+                    return Err(Left { stop: Stop::UnknownHelper { id: h.id, table }, retired: 0 });
+                }
+            }
+        }
     };
-    f.load_regs(&cpu.x);
+    if sync {
+        f.load_regs(cpu.regs());
+    }
     match r.flow {
         Flow::Continue => {
             // The block goes on and adds its whole count when it completes, so take back the part
@@ -326,13 +651,14 @@ fn host_call(env: &Env<'_>, f: &mut Frame, cpu: &mut CpuState, at: u32, call: Ca
             cpu.instret = cpu.instret.wrapping_sub(at.insn_index as u64);
             Ok(r.value)
         }
-        flow => Err(Left { flow, retired: retired_before_exit(cpu.instret, entry_instret, env.block) }),
+        Flow::Redirect => Err(left(Stop::Redirect, cpu, entry_instret, env.block)),
+        Flow::Exit(reason) => Err(left(Stop::Exit(reason), cpu, entry_instret, env.block)),
     }
 }
 
-/// Instructions a block retired before it left early: the host's count when it is plausible, else
-/// none (a helper that rewrote the counter must not inflate the budget or the statistics).
-fn retired_before_exit(instret: u64, entry_instret: u64, block: &Block) -> u64 {
-    let n = instret.wrapping_sub(entry_instret);
-    if n <= block.insn_count as u64 { n } else { 0 }
+/// The block leaves early; it retired the host's count of instructions when that is plausible,
+/// else none (a helper that rewrote the counter must not inflate the budget or the statistics).
+fn left(stop: Stop, cpu: &CpuState, entry_instret: u64, block: &Block) -> Left {
+    let n = cpu.instret.wrapping_sub(entry_instret);
+    Left { stop, retired: if n <= block.insn_count as u64 { n } else { 0 } }
 }

@@ -2,8 +2,8 @@
 //!
 //! It runs the host's IR blocks on the host's `CpuState` and defines what the IR means: every other
 //! engine is checked against it. Blocks are pre-decoded once into a compact op form (`code`),
-//! cached by guest pc with successor links (`cache`), and executed by a tight loop over a flat
-//! register frame (`exec`). This file is the plugin glue and the run loop.
+//! cached by guest pc and translation flags with successor links (`cache`), and executed by a tight
+//! loop over a flat register frame (`exec`). This file is the plugin glue and the run loop.
 #![warn(missing_docs)]
 
 mod cache;
@@ -17,8 +17,8 @@ use code::Frame;
 use exec::{Counts, Stop};
 use serde::Deserialize;
 use vm_plugin_api::{
-    Component, CpuState, Engine, EnginePlugin, Events, ExecutionStats, ExitReason, Fetched, Flow, HostCalls,
-    IrBlock, PluginDescription, PluginModRef, VmError,
+    Component, CpuState, Engine, EngineContext, EnginePlugin, Events, ExecutionStats, ExitReason, Fetched,
+    Flow, HostCalls, Invalidate, IrBlock, PluginDescription, PluginModRef, VmError,
 };
 
 /// The interpreter's configuration table.
@@ -63,8 +63,12 @@ impl Interp {
         Ok(Interp { config: parse_config(toml)?, ..Self::default() })
     }
 
+    /// Drops every translation; counts a flush if there was anything to drop.
     fn drop_translations(&mut self) {
-        self.cache.clear();
+        if !self.cache.is_empty() {
+            self.cache.clear();
+            self.stats.cache_flushes += 1;
+        }
     }
 }
 
@@ -76,9 +80,9 @@ fn parse_config(toml: &str) -> Result<Config, VmError> {
 impl Engine for Interp {
     fn run(&mut self, cpu: &mut CpuState, host: &HostCalls, budget: u64) -> Result<ExitReason, VmError> {
         let mut counts = Counts::default();
-        self.frame.load_regs(&cpu.x);
+        self.frame.load_regs(cpu.regs());
         let r = run_loop(self, cpu, host, budget, &mut counts);
-        self.frame.store_regs(&mut cpu.x);
+        self.frame.store_regs(cpu.regs_mut());
         self.stats.instructions += counts.retired;
         self.stats.blocks_executed += counts.executed;
         r
@@ -88,22 +92,20 @@ impl Engine for Interp {
         self.scratch.clear();
         let (index, _) = self.scratch.insert(ir)?;
         let mut counts = Counts::default();
-        self.frame.load_regs(&cpu.x);
+        self.frame.load_regs(cpu.regs());
         let stop =
             exec::run_blocks::<false>(&self.scratch, index, &mut self.frame, cpu, host, 0, &mut counts);
-        self.frame.store_regs(&mut cpu.x);
+        self.frame.store_regs(cpu.regs_mut());
         self.stats.instructions += counts.retired;
         self.stats.blocks_executed += counts.executed;
         Ok(match stop {
             Stop::Done => Flow::Continue,
-            Stop::Flush => {
-                self.drop_translations();
-                self.stats.cache_flushes += 1;
-                Flow::Continue
-            }
             Stop::Redirect => Flow::Redirect,
             Stop::Exit(reason) => Flow::Exit(reason),
-            Stop::Unlinked { .. } => unreachable!("a block run without chaining never follows a link"),
+            Stop::UnknownHelper { id, table } => return Err(unknown_helper(cpu, id, table)),
+            Stop::Unlinked { .. } | Stop::Gone => {
+                unreachable!("a block run without chaining never follows a link")
+            }
         })
     }
 
@@ -111,12 +113,22 @@ impl Engine for Interp {
         self.stats
     }
 
-    fn invalidate(&mut self) {
-        self.drop_translations();
+    fn invalidate(&mut self, scope: Invalidate<'_>) {
+        match scope {
+            Invalidate::Pages(pages) => {
+                if self.cache.drop_pages(&pages) > 0 {
+                    self.stats.cache_flushes += 1;
+                }
+            }
+            // The cache is keyed by virtual pc, so every block depends on the mappings. (Keying
+            // code by physical pc, found through the TLB's exec tag, would let blocks survive this;
+            // that is the later optimisation.)
+            Invalidate::VirtualMappings | Invalidate::All => self.drop_translations(),
+        }
     }
 
     fn reset(&mut self) -> Result<(), VmError> {
-        self.drop_translations();
+        self.cache.clear();
         self.stats = ExecutionStats::default();
         Ok(())
     }
@@ -141,8 +153,16 @@ impl Component for Interp {
     }
 }
 
-/// The run loop: finds or translates the block for `cpu.pc` and hands it to the executor, which
-/// goes on through linked blocks by itself. Guest registers live in `interp.frame` throughout.
+fn unknown_helper(cpu: &CpuState, id: u32, table: usize) -> VmError {
+    VmError::engine(format!(
+        "the IR at pc {:#x} calls helper {id}, but the host's helper table has {table} entries",
+        cpu.pc
+    ))
+}
+
+/// The run loop: finds or translates the block for `(cpu.pc, cpu.tb_flags)` and hands it to the
+/// executor, which goes on through linked blocks by itself. Guest registers live in
+/// `interp.frame` throughout.
 fn run_loop(
     interp: &mut Interp,
     cpu: &mut CpuState,
@@ -154,20 +174,20 @@ fn run_loop(
     // The successor link to fill in once the block for `cpu.pc` is known.
     let mut link_from: Option<(u32, usize)> = None;
     loop {
-        if host.exit_requested() {
+        if cpu.attention() {
             return Ok(ExitReason::ExitRequested);
         }
         if counts.retired >= budget {
             return Ok(ExitReason::BudgetExhausted);
         }
-        let pc = cpu.pc;
-        let index = match cache.lookup(pc) {
+        let (pc, flags) = (cpu.pc, cpu.tb_flags);
+        let index = match cache.lookup(pc, flags) {
             Some(i) => i,
             None => {
                 // Translation is a host call like any other: it may read or change state.
-                frame.store_regs(&mut cpu.x);
+                frame.store_regs(cpu.regs_mut());
                 let fetched = host.translate(cpu, pc);
-                frame.load_regs(&cpu.x);
+                frame.load_regs(cpu.regs());
                 let ir = match fetched {
                     Fetched::Block(ir) => ir,
                     Fetched::Flow(Flow::Redirect) => {
@@ -188,6 +208,13 @@ fn run_loop(
                         ir.pc
                     )));
                 }
+                if ir.flags != cpu.tb_flags {
+                    return Err(VmError::engine(format!(
+                        "asked the host for the block at pc {pc:#x} under tb_flags {:#x} and got one \
+                         lowered under {:#x}",
+                        cpu.tb_flags, ir.flags
+                    )));
+                }
                 stats.blocks_translated += 1;
                 let (i, flushed) = cache.insert(&ir)?;
                 if flushed {
@@ -202,12 +229,9 @@ fn run_loop(
         }
         match exec::run_blocks::<true>(cache, index, frame, cpu, host, budget, counts) {
             Stop::Unlinked { from, succ } => link_from = Some((from, succ)),
-            Stop::Flush => {
-                cache.clear();
-                stats.cache_flushes += 1;
-            }
-            Stop::Redirect => {}
+            Stop::Redirect | Stop::Gone => {}
             Stop::Exit(reason) => return Ok(reason),
+            Stop::UnknownHelper { id, table } => return Err(unknown_helper(cpu, id, table)),
             Stop::Done => unreachable!("a chained run never stops after one block by itself"),
         }
     }
@@ -220,8 +244,8 @@ impl PluginDescription for Interp {
 }
 
 impl EnginePlugin for Interp {
-    fn create(config: &str, _events: Events) -> Result<Self, VmError> {
-        Interp::from_config(config)
+    fn create(ctx: &EngineContext<'_>, _events: Events) -> Result<Self, VmError> {
+        Interp::from_config(ctx.config.as_str())
     }
 }
 
