@@ -91,13 +91,10 @@ fn opensbi_hands_over_to_u_boot_which_answers_commands_on_the_serial_console() {
         eprintln!("skipped: Debian's opensbi and u-boot-qemu are not installed (scripts/install-deps.sh)");
         return;
     }
-    let dir = scratch("uboot");
-    let toml = dir.join("vm.toml");
-    std::fs::write(
-        &toml,
-        format!("[machine]\nmemory = \"256M\"\n\n[boot]\nfirmware = \"{FW_JUMP}\"\nkernel = \"{UBOOT}\"\n\n[engine]\nplugin = \"interp\"\n{UART}"),
-    )
-    .unwrap();
+    // The machine the README boots U-Boot with.
+    let toml = root().join("examples/u-boot.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    assert!(text.contains(FW_JUMP) && text.contains(UBOOT), "{text}");
     let mut c = Console::start(&toml);
 
     let banner = c.wait_for("U-Boot 20");

@@ -74,7 +74,8 @@ pub struct TlbEntry {
     pub write: u64,
     /// The same for instruction fetch.
     pub exec: u64,
-    /// Host address = guest virtual address + `addend` (wrapping).
+    /// Host address = guest virtual address + `addend` (wrapping). A multiple of `PAGE_SIZE`, so a
+    /// host address is as aligned as its guest address (engines do atomics in place).
     pub addend: u64,
 }
 

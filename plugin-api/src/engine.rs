@@ -117,7 +117,10 @@ pub enum AtomicKind {
 }
 
 /// An atomic access that missed the TLB fast path (or that an engine does not do inline): the
-/// host performs the whole operation, including the reservation update, and answers its value.
+/// host performs the whole operation, including the reservation update, and answers in
+/// `HostResult::value` the value for `dst`: the old value (`Amo`) or the loaded one
+/// (`LoadReserved`), 4-byte ones sign-extended (an engine may extend again), or 0/1
+/// (`StoreConditional`). An SC whose address is not the reservation's fails without faulting.
 #[repr(C)]
 #[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AtomicReq {

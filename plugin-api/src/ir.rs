@@ -35,7 +35,8 @@
 //!   then `cpu.resv_addr = addr`, `cpu.resv_value = dst`.
 //! - [`IrOp::StoreConditional`]: if `cpu.resv_addr == addr` and a compare-exchange of
 //!   `cpu.resv_value` (at `size`) to `src` succeeds, `dst = 0`, else `dst = 1`; then always
-//!   `cpu.resv_addr = NO_RESERVATION`. A failed SC performs no store.
+//!   `cpu.resv_addr = NO_RESERVATION`. A failed SC performs no store and raises no fault; an
+//!   engine may look the address up first and leave a miss to the host, which decides the same.
 //! - `order` maps `.aq`/`.rl`; on hosts whose locked instructions are full barriers it is free.
 //! - [`IrOp::Fence`] orders the accesses of classes `pred` before those of `succ`.
 //!
