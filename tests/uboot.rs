@@ -85,23 +85,26 @@ impl Console {
     }
 }
 
-#[test]
-fn opensbi_hands_over_to_u_boot_which_answers_commands_on_the_serial_console() {
+/// Boots the README's U-Boot machine with `harts` harts and drives U-Boot's prompt.
+fn boot_u_boot(harts: u32) {
     if !Path::new(FW_JUMP).exists() || !Path::new(UBOOT).exists() {
         eprintln!("skipped: Debian's opensbi and u-boot-qemu are not installed (scripts/install-deps.sh)");
         return;
     }
-    // The machine the README boots U-Boot with.
-    let toml = root().join("examples/u-boot.toml");
-    let text = std::fs::read_to_string(&toml).unwrap();
+    // The machine the README boots U-Boot with, with `harts` harts.
+    let text = std::fs::read_to_string(root().join("examples/u-boot.toml")).unwrap();
     assert!(text.contains(FW_JUMP) && text.contains(UBOOT), "{text}");
+    let text = text.replace("memory = \"256M\"", &format!("memory = \"256M\"\nharts = {harts}"));
+    let toml = scratch(&format!("uboot-{harts}")).join("vm.toml");
+    std::fs::write(&toml, text).unwrap();
     let mut c = Console::start(&toml);
 
     let banner = c.wait_for("U-Boot 20");
     assert!(banner.contains("OpenSBI v"), "{banner}");
+    let count = format!("Platform HART Count       : {harts}");
     for line in [
         "Platform Console Device   : uart8250",
-        "Platform HART Count       : 1",
+        &count,
         "Boot HART Base ISA        : rv64imac",
         "Domain0 Next Address      : 0x0000000080200000",
         "Domain0 Next Mode         : S-mode",
@@ -123,9 +126,23 @@ fn opensbi_hands_over_to_u_boot_which_answers_commands_on_the_serial_console() {
     assert!(cpus.contains("riscv,isa = \"rv64imac_zicsr_zifencei\""), "{cpus}");
     assert!(cpus.contains("mmu-type = \"riscv,sv48\""), "{cpus}");
     assert!(cpus.contains("timebase-frequency = <0x00989680>"), "{cpus}");
+    for h in 0..harts {
+        assert!(cpus.contains(&format!("cpu@{h} {{")), "no cpu@{h} in:\n{cpus}");
+    }
+    assert!(!cpus.contains(&format!("cpu@{harts} {{")), "{cpus}");
 
     // U-Boot powers off through SBI's system reset, which OpenSBI does with the test device.
     c.type_line("poweroff");
     let out = wait_with_timeout(c.child, "vmhost running U-Boot");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn opensbi_hands_over_to_u_boot_which_answers_commands_on_the_serial_console() {
+    boot_u_boot(1);
+}
+
+#[test]
+fn the_same_with_four_harts() {
+    boot_u_boot(4);
 }

@@ -21,7 +21,8 @@ pub struct CodePages {
     bits: Box<[AtomicU64]>,
     /// For each marked page, its code halfwords.
     code: Mutex<HashMap<u64, Halfwords>>,
-    queue: Mutex<Vec<u64>>,
+    /// Per hart: the pages its engine has still to drop.
+    queues: Vec<Mutex<Vec<u64>>>,
     attention: Vec<Arc<AtomicU32>>,
 }
 
@@ -34,7 +35,7 @@ impl CodePages {
             base,
             bits: (0..words).map(|_| AtomicU64::new(0)).collect(),
             code: Mutex::default(),
-            queue: Mutex::default(),
+            queues: attention.iter().map(|_| Mutex::default()).collect(),
             attention,
         }
     }
@@ -54,6 +55,16 @@ impl CodePages {
         let halves = code.entry(page).or_insert([0; 32]);
         for_halfwords(paddr, len, |i| halves[i / 64] |= 1 << (i % 64));
         self.bits[w].fetch_or(bit, Ordering::AcqRel) & bit == 0
+    }
+
+    /// Asks every hart but `hart` to flush its TLB, so that pages just marked lose their cached
+    /// write entries there (`attn::TLB`).
+    pub fn protect_elsewhere(&self, hart: usize) {
+        for (h, a) in self.attention.iter().enumerate() {
+            if h != hart {
+                a.fetch_or(attn::TLB, Ordering::SeqCst);
+            }
+        }
     }
 
     /// Whether the page holding `paddr` holds translated code.
@@ -86,7 +97,9 @@ impl CodePages {
             });
             if hit && self.bits[w].fetch_and(!bit, Ordering::AcqRel) & bit != 0 {
                 code.remove(&base);
-                self.queue.lock().unwrap_or_else(|p| p.into_inner()).push(base);
+                for q in &self.queues {
+                    q.lock().unwrap_or_else(|p| p.into_inner()).push(base);
+                }
                 found = true;
             }
         }
@@ -98,9 +111,11 @@ impl CodePages {
         found
     }
 
-    /// The pages invalidated since the last call (guest physical page addresses).
-    pub fn take_invalidated(&self) -> Vec<u64> {
-        std::mem::take(&mut *self.queue.lock().unwrap_or_else(|p| p.into_inner()))
+    /// The pages invalidated since hart `hart`'s last call (guest physical page addresses).
+    pub fn take_invalidated(&self, hart: usize) -> Vec<u64> {
+        self.queues
+            .get(hart)
+            .map_or_else(Vec::new, |q| std::mem::take(&mut *q.lock().unwrap_or_else(|p| p.into_inner())))
     }
 }
 
@@ -134,8 +149,8 @@ mod tests {
         assert_eq!(attention.load(Ordering::SeqCst), attn::CODE);
         assert!(!code.is_code(0x8000_1000));
         assert!(!code.written(0x8000_1000, 8), "queued once");
-        assert_eq!(code.take_invalidated(), [0x8000_1000]);
-        assert!(code.take_invalidated().is_empty());
+        assert_eq!(code.take_invalidated(0), [0x8000_1000]);
+        assert!(code.take_invalidated(0).is_empty());
         assert!(!code.written(u64::MAX - 3, 8), "a range to the top of the address space");
     }
 }

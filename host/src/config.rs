@@ -57,7 +57,13 @@ pub struct VmConfig {
     pub slice: u64,
     /// What `mtime` counts.
     pub clock: ClockConfig,
+    /// Harts (`[machine] harts`, 1 to [`MAX_HARTS`]).
+    pub harts: u32,
 }
+
+/// Most harts a machine may have (the PLIC's 15872 contexts and the CLINT's 4095 harts allow
+/// more; this bounds host threads).
+pub const MAX_HARTS: u32 = 64;
 
 /// `[machine] clock`: what drives the guest's `mtime`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -197,6 +203,8 @@ struct RawMachine {
     slice: Option<Spanned<u64>>,
     #[serde(default)]
     clock: Option<Spanned<String>>,
+    #[serde(default)]
+    harts: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -322,6 +330,7 @@ impl VmConfig {
             Some(s) => s.into_inner(),
             None => DEFAULT_SLICE,
         };
+        let machine_clock_span = machine.clock.as_ref().map(|c| c.span());
         let clock = match machine.clock {
             None => ClockConfig::Host,
             Some(c) => match c.get_ref().as_str() {
@@ -337,6 +346,26 @@ impl VmConfig {
                 }
             },
         };
+        let harts = match machine.harts {
+            None => 1,
+            Some(h) => match u32::try_from(*h.get_ref()) {
+                Ok(n @ 1..=MAX_HARTS) => n,
+                _ => {
+                    let m = format!("key `machine.harts`: {} harts; use 1 to {MAX_HARTS}", h.get_ref());
+                    return Err(at(h.span(), m));
+                }
+            },
+        };
+        if harts > 1 && clock == ClockConfig::Instructions {
+            let span = machine_clock_span.unwrap_or(0..0);
+            return Err(at(
+                span,
+                format!(
+                    "key `machine.clock`: \"instructions\" needs one hart (this machine has {harts}): \
+                     with several, mtime would depend on how the host schedules them"
+                ),
+            ));
+        }
 
         let boot_span = raw.boot.span();
         let raw_boot = raw.boot.into_inner();
@@ -454,6 +483,7 @@ impl VmConfig {
             devices,
             slice,
             clock,
+            harts,
         })
     }
 

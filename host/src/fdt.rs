@@ -14,8 +14,10 @@ use vm_plugin_api::{DeviceType, FdtValue};
 pub struct Board<'a> {
     /// RAM base and size.
     pub ram: (u64, u64),
-    /// `riscv,isa` of the hart.
+    /// `riscv,isa` of every hart.
     pub isa: &'a str,
+    /// Harts (0 to `harts - 1`).
+    pub harts: u32,
     /// `mtime` frequency.
     pub timebase_hz: u32,
     /// Device plugins on the bus.
@@ -57,7 +59,9 @@ fn address_cells(v: u64) -> Vec<u8> {
     }
 }
 
+/// Hart 0's interrupt controller; hart h > 0 has [`FIRST_OTHER_INTC`] + h.
 const PHANDLE_CPU_INTC: u32 = 1;
+const FIRST_OTHER_INTC: u32 = 0x10;
 const PHANDLE_SYSCON: u32 = 2;
 const PHANDLE_PLIC: u32 = 3;
 /// Interrupt numbers at the hart's local interrupt controller (`mip` bits).
@@ -100,23 +104,26 @@ pub fn build(board: &Board<'_>) -> FdtWriterResult<Vec<u8>> {
     fdt.property_u32("#address-cells", 1)?;
     fdt.property_u32("#size-cells", 0)?;
     fdt.property_u32("timebase-frequency", board.timebase_hz)?;
-    let cpu = fdt.begin_node("cpu@0")?;
-    fdt.property_string("device_type", "cpu")?;
-    fdt.property_u32("reg", 0)?;
-    fdt.property_string("status", "okay")?;
-    fdt.property_string("compatible", "riscv")?;
-    fdt.property_string("riscv,isa", board.isa)?;
-    // The largest translation mode `satp` takes; U-Boot refuses a CPU node without one, and
-    // Linux reads it to pick its paging mode.
-    fdt.property_string("mmu-type", "riscv,sv48")?;
-    let intc = fdt.begin_node("interrupt-controller")?;
-    fdt.property_u32("#address-cells", 0)?;
-    fdt.property_u32("#interrupt-cells", 1)?;
-    fdt.property_null("interrupt-controller")?;
-    fdt.property_string("compatible", "riscv,cpu-intc")?;
-    fdt.property_phandle(PHANDLE_CPU_INTC)?;
-    fdt.end_node(intc)?;
-    fdt.end_node(cpu)?;
+    let intcs: Vec<u32> = (0..board.harts.max(1)).map(intc_phandle).collect();
+    for (h, &phandle) in intcs.iter().enumerate() {
+        let cpu = fdt.begin_node(&format!("cpu@{h}"))?;
+        fdt.property_string("device_type", "cpu")?;
+        fdt.property_u32("reg", h as u32)?;
+        fdt.property_string("status", "okay")?;
+        fdt.property_string("compatible", "riscv")?;
+        fdt.property_string("riscv,isa", board.isa)?;
+        // The largest translation mode `satp` takes; U-Boot refuses a CPU node without one, and
+        // Linux reads it to pick its paging mode.
+        fdt.property_string("mmu-type", "riscv,sv48")?;
+        let intc = fdt.begin_node("interrupt-controller")?;
+        fdt.property_u32("#address-cells", 0)?;
+        fdt.property_u32("#interrupt-cells", 1)?;
+        fdt.property_null("interrupt-controller")?;
+        fdt.property_string("compatible", "riscv,cpu-intc")?;
+        fdt.property_phandle(phandle)?;
+        fdt.end_node(intc)?;
+        fdt.end_node(cpu)?;
+    }
     fdt.end_node(cpus)?;
 
     let soc = fdt.begin_node("soc")?;
@@ -137,13 +144,11 @@ pub fn build(board: &Board<'_>) -> FdtWriterResult<Vec<u8>> {
     let clint = fdt.begin_node(&format!("clint@{:x}", clint::BASE))?;
     fdt.property_string_list("compatible", vec!["sifive,clint0".into(), "riscv,clint0".into()])?;
     fdt.property_array_u64("reg", &reg(clint::BASE, clint::SIZE))?;
-    fdt.property_array_u32(
-        "interrupts-extended",
-        &[PHANDLE_CPU_INTC, IRQ_M_SOFT, PHANDLE_CPU_INTC, IRQ_M_TIMER],
-    )?;
+    let clint_irqs: Vec<u32> = intcs.iter().flat_map(|&p| [p, IRQ_M_SOFT, p, IRQ_M_TIMER]).collect();
+    fdt.property_array_u32("interrupts-extended", &clint_irqs)?;
     fdt.end_node(clint)?;
 
-    plic_node(&mut fdt, &[PHANDLE_CPU_INTC])?;
+    plic_node(&mut fdt, &intcs)?;
 
     for d in board.devices {
         device_node(&mut fdt, d)?;
@@ -163,6 +168,11 @@ pub fn build(board: &Board<'_>) -> FdtWriterResult<Vec<u8>> {
     }
     fdt.end_node(root)?;
     fdt.finish()
+}
+
+/// The phandle of hart `h`'s interrupt controller.
+fn intc_phandle(h: u32) -> u32 {
+    if h == 0 { PHANDLE_CPU_INTC } else { FIRST_OTHER_INTC + h }
 }
 
 /// The PLIC, with contexts 2h (M) and 2h + 1 (S) of hart h wired to the interrupt controller of
@@ -408,7 +418,14 @@ mod tests {
     use super::*;
 
     fn board(chosen: Chosen<'_>) -> Board<'_> {
-        Board { ram: (0x8000_0000, 64 << 20), isa: "rv64im", timebase_hz: 10_000_000, devices: &[], chosen }
+        Board {
+            ram: (0x8000_0000, 64 << 20),
+            isa: "rv64im",
+            harts: 1,
+            timebase_hz: 10_000_000,
+            devices: &[],
+            chosen,
+        }
     }
 
     #[test]

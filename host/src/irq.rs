@@ -79,7 +79,8 @@ mod tests {
     #[test]
     fn level_changes_reach_the_plic_and_repeats_do_nothing() {
         let exit = Arc::new(AtomicU32::new(0));
-        let mut plic = Plic::new(&[Arc::clone(&exit)], Arc::default());
+        let signal = crate::devices::clint::HartSignal { attention: Arc::clone(&exit), wake: Arc::default() };
+        let mut plic = Plic::new(&[signal]);
         let state = Arc::new(IrqState::new(plic.clone(), EventBus::default()));
         // Source 10 at priority 1 for hart 0's M context.
         plic.write(40, 1, 4).unwrap();

@@ -6,8 +6,8 @@ use crate::bus::{Bus, MmioDevice, SharedDevice};
 use crate::code_pages::CodePages;
 use crate::config::{ClockConfig, ConfigError, DeviceConfig, VmConfig};
 use crate::devices::{
-    clint, clint::Clint, plic, plic::Plic, plugin, plugin::PluginDevice, services::StopTarget,
-    services::Timers, syscon, syscon::PowerState, syscon::Syscon,
+    clint, clint::Clint, clint::HartSignal, plic, plic::Plic, plugin, plugin::PluginDevice,
+    services::StopTarget, services::Timers, syscon, syscon::PowerState, syscon::Syscon,
 };
 use crate::error::HostError;
 use crate::events::EventBus;
@@ -87,10 +87,9 @@ pub struct Machine {
     pub layout: Layout,
     /// The device tree blob.
     pub dtb: Vec<u8>,
-    /// Rung when something may end a `wfi` wait (a PLIC output rising, a stop request).
-    pub wake: Arc<tokio::sync::Notify>,
-    /// The hart's attention word: asks the running engine to return at its next block boundary.
-    pub attention: Arc<AtomicU32>,
+    /// Each hart's attention word (asks its running engine to return at the next block boundary)
+    /// and `wfi` wake-up (rung by a PLIC output rising, an IPI, a stop request).
+    pub harts: Vec<HartSignal>,
     /// Which RAM pages hold translated code.
     pub code: Arc<CodePages>,
 }
@@ -99,20 +98,26 @@ impl Machine {
     /// Builds the machine for `config`, loading device plugins through `search`.
     pub fn build(config: &VmConfig, search: &SearchPath, events: &EventBus) -> Result<Machine, HostError> {
         let ram = Arc::new(GuestMemory::new(RAM_BASE, config.memory)?);
-        let wake = Arc::new(tokio::sync::Notify::new());
-        let attention = Arc::new(AtomicU32::new(0));
+        let harts: Vec<_> = (0..config.harts)
+            .map(|_| HartSignal {
+                attention: Arc::new(AtomicU32::new(0)),
+                wake: Arc::new(tokio::sync::Notify::new()),
+            })
+            .collect();
         // One hart, so one exit-request flag; hart h has PLIC contexts 2h (M) and 2h + 1 (S).
-        let plic = Plic::new(&[Arc::clone(&attention)], Arc::clone(&wake));
+        // Hart h has PLIC contexts 2h (M) and 2h + 1 (S).
+        let plic = Plic::new(&harts);
         let irqs = Arc::new(IrqState::new(plic.clone(), events.clone()));
         let clint = match config.clock {
-            ClockConfig::Host => Clint::new(),
-            ClockConfig::Instructions => Clint::virtual_time(Arc::clone(&attention)),
+            ClockConfig::Host => Clint::for_harts(harts.clone()),
+            // One hart only (the config checks).
+            ClockConfig::Instructions => Clint::virtual_time(harts[0].clone()),
         };
         let power = PowerState::default();
-        let code = Arc::new(CodePages::new(RAM_BASE, config.memory, vec![Arc::clone(&attention)]));
+        let attentions = harts.iter().map(|h| Arc::clone(&h.attention)).collect();
+        let code = Arc::new(CodePages::new(RAM_BASE, config.memory, attentions));
         let timers = Arc::new(Timers::default());
-        let stop =
-            StopTarget { power: power.clone(), attention: Arc::clone(&attention), wake: Arc::clone(&wake) };
+        let stop = StopTarget { power: power.clone(), harts: harts.clone() };
         let started_at = std::time::Instant::now();
 
         let mut bus = Bus::new();
@@ -210,6 +215,7 @@ impl Machine {
         let board = fdt::Board {
             ram: (RAM_BASE, config.memory),
             isa: ISA,
+            harts: config.harts,
             timebase_hz: clint::TIMEBASE_HZ as u32,
             devices: &devices,
             chosen,
@@ -242,8 +248,7 @@ impl Machine {
             fw_dynamic_info: boot::FW_DYNAMIC_INFO_ADDR,
             layout,
             dtb,
-            wake,
-            attention,
+            harts,
             code,
         })
     }

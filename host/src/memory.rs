@@ -220,12 +220,12 @@ mod tests {
     #[test]
     fn byte_range_accesses_are_checked_before_allocating() {
         let ram = Arc::new(GuestMemory::new(0x8000_0000, 0x10000).unwrap());
-        let code = Arc::new(CodePages::new(0x8000_0000, 0x10000, Vec::new()));
+        let code = Arc::new(CodePages::new(0x8000_0000, 0x10000, vec![Arc::default()]));
         let m = HostMemory::new(ram, Arc::new(OnceLock::from(Arc::new(Bus::new()))), Arc::clone(&code));
         assert!(code.mark(0x8000_fffc, 4));
         m.write(0x8000_fffc, RSlice::from_slice(&[1, 2, 3, 4])).unwrap();
         assert_eq!(m.read(0x8000_fffc, 4).unwrap().as_slice(), [1, 2, 3, 4]);
-        assert_eq!(code.take_invalidated(), [0x8000_f000], "a plugin's write drops code on the page");
+        assert_eq!(code.take_invalidated(0), [0x8000_f000], "a plugin's write drops code on the page");
         let err = |r: VmResult<RVec<u8>>| r.unwrap_err().message().to_string();
         assert_eq!(
             err(m.read(0x8000_0000, 1 << 40)),

@@ -1,12 +1,14 @@
-//! A running virtual machine: lifecycle of its components and the vCPU run loop.
+//! A running virtual machine: lifecycle of its components and the vCPU run loops.
 //!
-//! The loop takes pending interrupts, hands the CPU state to the engine for a slice, and handles
-//! the engine's exit (slice over, `wfi`, power-off, error). It runs on a dedicated vCPU thread: a
-//! synchronous engine is called directly, an asynchronous one has its `FfiFuture` driven to
-//! completion there.
+//! Each hart has its own CPU state, engine instance and host-call context, and runs on its own
+//! vCPU thread. A hart's loop takes pending interrupts, hands the CPU state to its engine for a
+//! slice, and handles the engine's exit (slice over, `wfi`, power-off, error): a synchronous
+//! engine is called directly, an asynchronous one has its `FfiFuture` driven to completion there.
+//! The first hart to finish (power-off, error, stop) ends the run for all.
 
 use crate::activity::Activity;
 use crate::config::VmConfig;
+use crate::devices::clint::HartSignal;
 use crate::devices::syscon::PowerRequest;
 use crate::error::HostError;
 use crate::events::EventBus;
@@ -16,7 +18,7 @@ use crate::riscv::hart::{Hart, PRIV_M};
 use crate::riscv::tlb::Tlb;
 use crate::riscv::vcpu::{SharedVcpu, VcpuContext};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use vm_plugin_api::{
     AsyncRun, CpuState, EngineBox, EngineContext, ExecutionStats, ExitReason, Invalidate, PluginKind,
@@ -42,16 +44,22 @@ pub enum Outcome {
 #[derive(Clone)]
 pub struct StopHandle {
     stop: Arc<AtomicBool>,
-    attention: Arc<AtomicU32>,
-    wake: Arc<tokio::sync::Notify>,
+    harts: Vec<HartSignal>,
 }
 
 impl StopHandle {
-    /// Asks the VM to stop at the engine's next block boundary.
+    /// Asks the VM to stop at the engines' next block boundary.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
-        self.attention.fetch_or(vm_plugin_api::cpu::attn::EXIT, Ordering::SeqCst);
-        self.wake.notify_one();
+        exit_all(&self.harts);
+    }
+}
+
+/// Asks every hart's engine to return and every waiting hart to look again.
+fn exit_all(harts: &[HartSignal]) {
+    for h in harts {
+        h.attention.fetch_or(attn::EXIT, Ordering::SeqCst);
+        h.wake.notify_one();
     }
 }
 
@@ -60,7 +68,7 @@ impl StopHandle {
 enum Component {
     /// `machine.devices[i]`.
     Device(usize),
-    /// The running engine.
+    /// The running engine (one instance per hart).
     Engine,
 }
 
@@ -69,12 +77,18 @@ struct EngineSlot {
     plugin: Plugin,
 }
 
-/// A machine, its engine, and the CPU state they share.
+/// One hart between runs: its engine instance, its state, and its host-call context.
+struct HartSlot {
+    engine: EngineSlot,
+    cpu: RBox<CpuState>,
+    vcpu: Arc<SharedVcpu>,
+}
+
+/// A machine, its engines, and the CPU states they share.
 pub struct Vm {
     machine: Machine,
-    engine: Option<EngineSlot>,
-    cpu: Option<RBox<CpuState>>,
-    vcpu: Arc<SharedVcpu>,
+    /// Empty only while a run has the harts, or after a run lost them.
+    harts: Vec<HartSlot>,
     events: EventBus,
     stop: Arc<AtomicBool>,
     slice: u64,
@@ -101,43 +115,53 @@ impl Vm {
             plugin.source,
             plugin.build
         );
-        let engine = create_engine(&plugin, &config.engine_config).map_err(|e| {
-            // A configuration error names its key: point at it in `[engine.config]`.
-            let key = (e.kind == vm_plugin_api::ErrorKind::Config)
-                .then(|| config.engine_config_keys.locate(e.message()))
-                .flatten();
-            let at = key.unwrap_or(config.engine_position);
-            config.error_at(at, format!("engine '{}': {}", plugin.info.name, e.message()))
-        })?;
-
-        let mut cpu = CpuState { pc: machine.entry, privilege: PRIV_M, ..CpuState::default() };
-        cpu.x[10] = 0; // a0: hart id
-        cpu.x[11] = machine.dtb_addr; // a1: device tree
-        cpu.x[12] = machine.fw_dynamic_info; // a2: as QEMU's reset vector leaves it
-        // The machine keeps the word alive for as long as the state exists.
-        cpu.attention = Arc::as_ptr(&machine.attention);
         let activity = Arc::new(Activity::new(Arc::clone(&machine.bus)));
-        let hart = Hart::new(0, machine.clint.clone(), machine.plic.hart_lines(0));
-        hart.sync_context(&mut cpu);
-        let mut tlb = Tlb::default();
-        tlb.attach(&mut cpu);
-        let vcpu = SharedVcpu::new(VcpuContext {
-            hart,
-            ram: machine.ram.view(),
-            bus: Arc::clone(&machine.bus),
-            power: machine.power.clone(),
-            error: None,
-            attention: Arc::clone(&machine.attention),
-            activity: Arc::clone(&activity),
-            clint: machine.clint.clone(),
-            tlb,
-            code: Arc::clone(&machine.code),
-        });
-        let mut vm = Vm {
+        let num_harts = machine.harts.len() as u32;
+        let mut harts = Vec::new();
+        for (h, signal) in machine.harts.iter().enumerate() {
+            let mut engine =
+                create_engine(&plugin, &config.engine_config, h as u32, num_harts).map_err(|e| {
+                    // A configuration error names its key: point at it in `[engine.config]`.
+                    let key = (e.kind == vm_plugin_api::ErrorKind::Config)
+                        .then(|| config.engine_config_keys.locate(e.message()))
+                        .flatten();
+                    let at = key.unwrap_or(config.engine_position);
+                    config.error_at(at, format!("engine '{}': {}", plugin.info.name, e.message()))
+                })?;
+            engine.subscribe(events.forwarder());
+
+            // Every hart starts at the entry, as QEMU's reset vector sends them all there.
+            let mut cpu =
+                CpuState { pc: machine.entry, privilege: PRIV_M, hart_id: h as u64, ..CpuState::default() };
+            cpu.x[10] = h as u64; // a0: hart id
+            cpu.x[11] = machine.dtb_addr; // a1: device tree
+            cpu.x[12] = machine.fw_dynamic_info; // a2: as QEMU's reset vector leaves it
+            // The machine keeps the word alive for as long as the state exists.
+            cpu.attention = Arc::as_ptr(&signal.attention);
+            let clint = machine.clint.for_hart(h);
+            let hart = Hart::new(h as u64, clint.clone(), machine.plic.hart_lines(h));
+            hart.sync_context(&mut cpu);
+            let mut tlb = Tlb::default();
+            tlb.attach(&mut cpu);
+            let vcpu = SharedVcpu::new(VcpuContext {
+                hart,
+                ram: machine.ram.view(),
+                bus: Arc::clone(&machine.bus),
+                power: machine.power.clone(),
+                error: None,
+                attention: Arc::clone(&signal.attention),
+                activity: Arc::clone(&activity),
+                clint,
+                tlb,
+                code: Arc::clone(&machine.code),
+                hart_index: h,
+            });
+            let engine = EngineSlot { engine, plugin: plugin.clone() };
+            harts.push(HartSlot { engine, cpu: RBox::new(cpu), vcpu });
+        }
+        let vm = Vm {
             machine,
-            engine: None,
-            cpu: Some(RBox::new(cpu)),
-            vcpu,
+            harts,
             events,
             stop: Arc::new(AtomicBool::new(false)),
             slice: config.slice,
@@ -145,16 +169,10 @@ impl Vm {
             activity,
             engine_runs: 0,
         };
-        vm.install_engine(engine, plugin);
         for d in &vm.machine.devices {
             d.device.lock().unwrap_or_else(|p| p.into_inner()).0.subscribe(vm.events.forwarder());
         }
         Ok(vm)
-    }
-
-    fn install_engine(&mut self, mut engine: EngineBox, plugin: Plugin) {
-        engine.subscribe(self.events.forwarder());
-        self.engine = Some(EngineSlot { engine, plugin });
     }
 
     /// The VM's events.
@@ -164,11 +182,7 @@ impl Vm {
 
     /// A handle that stops the VM from elsewhere.
     pub fn stop_handle(&self) -> StopHandle {
-        StopHandle {
-            stop: Arc::clone(&self.stop),
-            attention: Arc::clone(&self.machine.attention),
-            wake: Arc::clone(&self.machine.wake),
-        }
+        StopHandle { stop: Arc::clone(&self.stop), harts: self.machine.harts.clone() }
     }
 
     /// What the VM is busy with, for naming a component that does not stop.
@@ -176,22 +190,35 @@ impl Vm {
         Arc::clone(&self.activity)
     }
 
-    /// How many times the engine has been entered (one slice each). Interrupts, `wfi` that need
-    /// not wait and device writes are handled inside a run, so this grows with the slice count and
-    /// real waits, not with the guest's interrupt rate.
+    /// How many times the engines have been entered (one slice each, all harts together).
+    /// Interrupts, `wfi` that need not wait and device writes are handled inside a run, so this
+    /// grows with the slice count and real waits, not with the guest's interrupt rate.
     pub fn engine_runs(&self) -> u64 {
         self.engine_runs
     }
 
-    /// The guest's CPU state (between runs).
+    /// Hart 0's CPU state (between runs).
     pub fn cpu(&self) -> &CpuState {
-        self.cpu.as_deref().expect("CPU state is only away during an engine run")
+        self.cpu_of(0)
     }
 
-    /// The running engine's name and counters.
+    /// Hart `hart`'s CPU state (between runs).
+    pub fn cpu_of(&self, hart: usize) -> &CpuState {
+        &self.harts.get(hart).expect("CPU state is only away during an engine run").cpu
+    }
+
+    /// The engine's name and its counters, summed over the harts.
     pub fn engine_stats(&self) -> (String, ExecutionStats) {
-        let slot = self.engine.as_ref().expect("engine is only away during an engine run");
-        (slot.plugin.info.name.to_string(), slot.engine.stats())
+        let name = self.harts.first().map_or_else(String::new, |h| h.engine.plugin.info.name.to_string());
+        let mut total = ExecutionStats::default();
+        for h in &self.harts {
+            let s = h.engine.engine.stats();
+            total.instructions += s.instructions;
+            total.blocks_executed += s.blocks_executed;
+            total.blocks_translated += s.blocks_translated;
+            total.cache_flushes += s.cache_flushes;
+        }
+        (name, total)
     }
 
     /// The machine.
@@ -204,16 +231,22 @@ impl Vm {
         for d in &self.machine.devices {
             lock(&d.device).0.init().into_result().map_err(|e| component_error(&d.id, "init", e))?;
         }
-        let slot = self.engine.as_mut().expect("engine present");
-        slot.engine.init().into_result().map_err(|e| component_error(&slot.plugin.info.name, "init", e))?;
+        for h in &mut self.harts {
+            let slot = &mut h.engine;
+            slot.engine
+                .init()
+                .into_result()
+                .map_err(|e| component_error(&slot.plugin.info.name, "init", e))?;
+        }
         for i in 0..self.machine.devices.len() {
             let d = &self.machine.devices[i];
             lock(&d.device).0.start().into_result().map_err(|e| component_error(&d.id, "start", e))?;
             self.started(Component::Device(i));
         }
-        let slot = self.engine.as_mut().expect("engine present");
-        let name = slot.plugin.info.name.to_string();
-        slot.engine.start().into_result().map_err(|e| component_error(&name, "start", e))?;
+        for h in &mut self.harts {
+            let name = h.engine.plugin.info.name.to_string();
+            h.engine.engine.start().into_result().map_err(|e| component_error(&name, "start", e))?;
+        }
         self.started(Component::Engine);
         Ok(())
     }
@@ -222,7 +255,7 @@ impl Vm {
         match c {
             Component::Device(i) => self.machine.devices[i].id.clone(),
             Component::Engine => {
-                self.engine.as_ref().map_or_else(String::new, |s| s.plugin.info.name.to_string())
+                self.harts.first().map_or_else(String::new, |h| h.engine.plugin.info.name.to_string())
             }
         }
     }
@@ -242,7 +275,12 @@ impl Vm {
             let kind = if c == Component::Engine { "engine" } else { "device" };
             let _busy = activity.enter(format!("{kind} '{name}' (its stop has not returned)"));
             let r = match c {
-                Component::Engine => self.engine.as_mut().map(|s| s.engine.stop().into_result()),
+                Component::Engine => {
+                    // Every instance is asked; the first failure is the one reported.
+                    let results: Vec<_> =
+                        self.harts.iter_mut().map(|h| h.engine.engine.stop().into_result()).collect();
+                    (!results.is_empty()).then(|| results.into_iter().collect::<Result<(), _>>())
+                }
                 Component::Device(i) => Some(lock(&self.machine.devices[i].device).0.stop().into_result()),
             };
             match r {
@@ -280,58 +318,87 @@ impl Vm {
     /// The hart's loop runs on a dedicated vCPU thread for the whole call, so an engine exit (an
     /// interrupt, `wfi`, a slice's end) costs a trip round that loop, not a task hand-off.
     pub async fn run_until(&mut self, limit: u64) -> Result<Outcome, HostError> {
-        let (Some(slot), Some(cpu)) = (self.engine.take(), self.cpu.take()) else {
+        if self.harts.is_empty() {
             return Err(HostError::Other(
                 "the guest was lost by an earlier run; the VM cannot run again".into(),
             ));
-        };
+        }
         let watcher = self.spawn_timer_watcher();
-        let hart = HartLoop {
-            vcpu: Arc::clone(&self.vcpu),
-            power: self.machine.power.clone(),
-            stop: Arc::clone(&self.stop),
-            attention: Arc::clone(&self.machine.attention),
-            wake: Arc::clone(&self.machine.wake),
-            clint: self.machine.clint.clone(),
-            activity: Arc::clone(&self.activity),
-            slice: self.slice,
-            runtime: tokio::runtime::Handle::current(),
-        };
-        // The guest goes to the thread once it runs, so a thread that cannot start loses nothing.
-        let (guest_tx, guest_rx) = std::sync::mpsc::channel::<(EngineSlot, RBox<CpuState>)>();
-        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
-        let spawned = std::thread::Builder::new().name("vcpu0".into()).spawn(move || {
-            let Ok((mut slot, mut cpu)) = guest_rx.recv() else { return };
-            let mut runs = 0;
-            let r = hart.run(&mut slot, &mut cpu, limit, &mut runs);
-            let _ = done_tx.send((slot, cpu, runs, r));
-        });
-        let handed = match spawned {
-            Ok(_) => guest_tx.send((slot, cpu)).map_err(|std::sync::mpsc::SendError(g)| (g, None)),
-            Err(e) => Err(((slot, cpu), Some(e))),
-        };
-        let r = match handed {
-            Err(((slot, cpu), e)) => {
-                self.engine = Some(slot);
-                self.cpu = Some(cpu);
+        // Set when the first hart finishes: the others return at their next block boundary.
+        let halt = Arc::new(AtomicBool::new(false));
+        let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+        let slots = std::mem::take(&mut self.harts);
+        let count = slots.len();
+        let mut lost = Vec::new();
+        for (h, slot) in slots.into_iter().enumerate() {
+            let hart = HartLoop {
+                index: h,
+                vcpu: Arc::clone(&slot.vcpu),
+                power: self.machine.power.clone(),
+                stop: Arc::clone(&self.stop),
+                halt: Arc::clone(&halt),
+                signal: self.machine.harts[h].clone(),
+                clint: self.machine.clint.for_hart(h),
+                activity: Arc::clone(&self.activity),
+                slice: self.slice,
+                runtime: tokio::runtime::Handle::current(),
+            };
+            // The hart goes to its thread once it runs, so a thread that cannot start loses nothing.
+            let (slot_tx, slot_rx) = std::sync::mpsc::channel::<HartSlot>();
+            let done = done_tx.clone();
+            let spawned = std::thread::Builder::new().name(format!("vcpu{h}")).spawn(move || {
+                let Ok(mut slot) = slot_rx.recv() else { return };
+                crate::devices::clint::set_current_hart(h);
+                let mut runs = 0;
+                let r = hart.run(&mut slot.engine, &mut slot.cpu, limit, &mut runs);
+                let _ = done.send((h, slot, runs, r));
+            });
+            let handed = match spawned {
+                Ok(_) => slot_tx.send(slot).map_err(|std::sync::mpsc::SendError(s)| (s, None)),
+                Err(e) => Err((slot, Some(e))),
+            };
+            if let Err((slot, e)) = handed {
                 let why = e.map_or_else(|| "it ended at once".to_string(), |e| e.to_string());
-                Err(HostError::Other(format!("cannot start the vCPU thread: {why}")))
+                lost.push((h, slot, why));
             }
-            Ok(()) => match done_rx.await {
-                Ok((slot, cpu, runs, r)) => {
-                    self.engine = Some(slot);
-                    self.cpu = Some(cpu);
-                    self.engine_runs += runs;
-                    r
-                }
-                Err(_) => {
-                    Err(HostError::Other("the vCPU thread ended without handing back the guest".into()))
-                }
-            },
-        };
+        }
+        drop(done_tx);
+        if !lost.is_empty() {
+            halt.store(true, Ordering::SeqCst);
+            exit_all(&self.machine.harts);
+        }
+        let mut back: Vec<Option<HartSlot>> = (0..count).map(|_| None).collect();
+        let mut first: Option<Result<Outcome, HostError>> = None;
+        for (h, slot, why) in lost {
+            back[h] = Some(slot);
+            first.get_or_insert(Err(HostError::Other(format!(
+                "cannot start the vCPU thread of hart {h}: {why}"
+            ))));
+        }
+        while let Some((h, slot, runs, r)) = done_rx.recv().await {
+            if first.is_none() {
+                halt.store(true, Ordering::SeqCst);
+                exit_all(&self.machine.harts);
+                first = Some(r);
+            } else if let Err(e) = r {
+                tracing::warn!("hart {h}: {e}");
+            }
+            self.engine_runs += runs;
+            back[h] = Some(slot);
+        }
         watcher.abort();
-        if let Some(slot) = &self.engine {
-            self.events.publish(&VmEvent::ExecutionCompleted(slot.engine.stats()));
+        let r = if back.iter().all(Option::is_some) {
+            self.harts = back.into_iter().flatten().collect();
+            first.unwrap_or(Ok(Outcome::Stopped))
+        } else {
+            Err(HostError::Other("a vCPU thread ended without handing back its hart".into()))
+        };
+        // The attention words still hold the halt; the next run starts from a clean slate.
+        for h in &self.machine.harts {
+            h.attention.fetch_and(!attn::EXIT, Ordering::SeqCst);
+        }
+        if !self.harts.is_empty() {
+            self.events.publish(&VmEvent::ExecutionCompleted(self.engine_stats().1));
         }
         r
     }
@@ -340,44 +407,59 @@ impl Vm {
     fn spawn_timer_watcher(&self) -> tokio::task::JoinHandle<()> {
         let clint = self.machine.clint.clone();
         let changed = clint.changed();
-        let flag = Arc::clone(&self.machine.attention);
         tokio::spawn(async move {
             loop {
-                if let Some(d) = clint.deadline() {
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(d.into()) => {
-                            flag.fetch_or(vm_plugin_api::cpu::attn::IRQ, Ordering::SeqCst);
-                            changed.notified().await;
-                        }
+                // Harts whose timer is already due were told; wait for the next deadline ahead,
+                // or for an mtimecmp write.
+                clint.signal_due();
+                let now = Instant::now();
+                match (0..clint.harts())
+                    .filter_map(|h| clint.for_hart(h).deadline())
+                    .filter(|d| *d > now)
+                    .min()
+                {
+                    Some(d) => tokio::select! {
+                        _ = tokio::time::sleep_until(d.into()) => {}
                         _ = changed.notified() => {}
-                    }
-                } else {
-                    changed.notified().await;
+                    },
+                    None => changed.notified().await,
                 }
             }
         })
     }
 
-    /// Replaces the running engine with a new instance of `plugin`, keeping the guest's state.
-    /// The new engine starts with no cached translations.
+    /// Replaces every hart's engine with a new instance of `plugin`, keeping the guest's state.
+    /// The new engines start with no cached translations.
     pub fn swap_engine(&mut self, plugin: Plugin, config: &str) -> Result<(), HostError> {
-        let mut engine =
-            create_engine(&plugin, config).map_err(|e| component_error(&plugin.info.name, "create", e))?;
         let to = plugin.info.name.to_string();
-        engine.init().into_result().map_err(|e| component_error(&to, "init", e))?;
-        engine.start().into_result().map_err(|e| component_error(&to, "start", e))?;
-        engine
-            .invalidate(Invalidate::All)
-            .into_result()
-            .map_err(|e| component_error(&to, "invalidate", e))?;
-        let mut old = self.engine.take().expect("engine present between runs");
-        let from = old.plugin.info.name.to_string();
-        let stopped = old.engine.stop().into_result();
+        let num_harts = self.harts.len() as u32;
+        let mut engines = Vec::new();
+        for h in 0..num_harts {
+            let mut engine = create_engine(&plugin, config, h, num_harts)
+                .map_err(|e| component_error(&plugin.info.name, "create", e))?;
+            engine.init().into_result().map_err(|e| component_error(&to, "init", e))?;
+            engine.start().into_result().map_err(|e| component_error(&to, "start", e))?;
+            engine
+                .invalidate(Invalidate::All)
+                .into_result()
+                .map_err(|e| component_error(&to, "invalidate", e))?;
+            engine.subscribe(self.events.forwarder());
+            engines.push(engine);
+        }
+        let from = self.harts.first().map_or_else(String::new, |h| h.engine.plugin.info.name.to_string());
+        let mut stopped = Ok(());
+        for (h, engine) in self.harts.iter_mut().zip(engines) {
+            let old = std::mem::replace(&mut h.engine, EngineSlot { engine, plugin: plugin.clone() });
+            let mut old_engine = old.engine;
+            let r = old_engine.stop().into_result();
+            if stopped.is_ok() {
+                stopped = r;
+            }
+        }
         self.started.retain(|c| *c != Component::Engine);
         if stopped.is_ok() {
             self.events.publish(&VmEvent::ComponentStopped(from.as_str().into()));
         }
-        self.install_engine(engine, plugin);
         self.events.publish(&VmEvent::EngineSwapped { from: from.as_str().into(), to: to.as_str().into() });
         self.started(Component::Engine);
         stopped.map_err(|e| component_error(&from, "stop", e))
@@ -392,21 +474,24 @@ fn component_error(name: &str, what: &str, e: VmError) -> HostError {
     VmError::new(e.kind, format!("{name}: {what} failed: {}", e.message)).into()
 }
 
-fn create_engine(plugin: &Plugin, config: &str) -> Result<EngineBox, VmError> {
+fn create_engine(plugin: &Plugin, config: &str, hart_id: u32, num_harts: u32) -> Result<EngineBox, VmError> {
     let create = plugin
         .module
         .create_engine()
         .ok_or_else(|| VmError::engine(format!("plugin '{}' has no engine factory", plugin.info.name)))?;
-    create(&EngineContext::single(config)).into_result()
+    create(&EngineContext { config: config.into(), hart_id, num_harts, vm_id: 0 }).into_result()
 }
 
-/// The hart's run loop and what it needs, moved onto the vCPU thread for a run.
+/// A hart's run loop and what it needs, moved onto its vCPU thread for a run.
 struct HartLoop {
+    index: usize,
     vcpu: Arc<SharedVcpu>,
     power: crate::devices::syscon::PowerState,
+    /// A stop from outside (Ctrl-C, a stop handle).
     stop: Arc<AtomicBool>,
-    attention: Arc<AtomicU32>,
-    wake: Arc<tokio::sync::Notify>,
+    /// Another hart finished the run.
+    halt: Arc<AtomicBool>,
+    signal: HartSignal,
     clint: crate::devices::clint::Clint,
     activity: Arc<Activity>,
     slice: u64,
@@ -432,14 +517,14 @@ impl HartLoop {
                     PowerRequest::Reset => Outcome::Reset,
                 });
             }
-            if self.stop.load(Ordering::SeqCst) {
+            if self.stop.load(Ordering::SeqCst) || self.halt.load(Ordering::SeqCst) {
                 return Ok(Outcome::Stopped);
             }
             let instret = cpu.instret;
             if instret >= limit {
                 return Ok(Outcome::Paused);
             }
-            let attention = self.attention.swap(0, Ordering::SeqCst);
+            let attention = self.signal.attention.swap(0, Ordering::SeqCst);
             self.clint.observe_instret(instret);
             {
                 // SAFETY: no engine run is in flight.
@@ -448,7 +533,7 @@ impl HartLoop {
                 // it runs on. Taken after clearing the word, so a page queued meanwhile raises it
                 // again.
                 if attention & attn::CODE != 0 {
-                    let pages = ctx.code.take_invalidated();
+                    let pages = ctx.code.take_invalidated(self.index);
                     if !pages.is_empty() {
                         let scope = Invalidate::Pages(RSlice::from_slice(&pages));
                         slot.engine
@@ -456,6 +541,10 @@ impl HartLoop {
                             .into_result()
                             .map_err(|e| component_error(&name, "invalidate", e))?;
                     }
+                }
+                // Another hart marked code pages: re-protect them in this hart's TLB.
+                if attention & attn::TLB != 0 {
+                    ctx.tlb.flush();
                 }
                 if attention & attn::FLUSH_VIRT != 0 {
                     let scope = Invalidate::VirtualMappings;
@@ -506,14 +595,15 @@ impl HartLoop {
         loop {
             // SAFETY: no engine run is in flight.
             let hart = &unsafe { self.vcpu.get() }.hart;
-            if self.stop.load(Ordering::SeqCst) || self.power.get().is_some() || hart.wake_pending() {
+            let halted = self.stop.load(Ordering::SeqCst) || self.halt.load(Ordering::SeqCst);
+            if halted || self.power.get().is_some() || hart.wake_pending() {
                 return;
             }
             // With the instruction clock, sleeping until the timer is skipping to it.
             if hart.mie & crate::riscv::csr::MIP_MTIP != 0 && self.clint.skip_to_deadline() {
                 continue;
             }
-            let wake = Arc::clone(&self.wake);
+            let wake = Arc::clone(&self.signal.wake);
             // A deadline already past cannot wake the hart (its interrupt is masked): waiting on
             // it would spin.
             match self.clint.deadline().filter(|d| *d > Instant::now()) {

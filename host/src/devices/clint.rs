@@ -1,5 +1,5 @@
-//! The core-local interruptor (`sifive,clint0`): `mtime` at 10 MHz, one hart's `mtimecmp` and
-//! `msip`.
+//! The core-local interruptor (`sifive,clint0`): `mtime` at 10 MHz, and `msip` and `mtimecmp`
+//! for each hart (at `4·h` and `0x4000 + 8·h`, as QEMU's ACLINT lays them out).
 //!
 //! `mtime` comes from the host's monotonic clock, or, for runs that must repeat exactly, from the
 //! hart's instructions retired ([`Clint::virtual_time`], QEMU's `-icount` idea): one tick per
@@ -9,10 +9,13 @@
 //! Its register windows take what QEMU's `virt` CLINT takes: `msip` only aligned 4-byte accesses,
 //! `mtimecmp`/`mtime` aligned 4- or 8-byte ones, and nothing answers past `mtime` (0xc000..).
 //!
-//! The run loop asks [`Clint::pending`] for the timer and software interrupt bits, and
-//! [`Clint::deadline`] for when to wake the hart or interrupt the engine.
+//! A [`Clint`] is one hart's view ([`Clint::for_hart`]): the run loop asks it for that hart's
+//! timer and software interrupt bits ([`Clint::pending`]) and for when to wake the hart or
+//! interrupt the engine ([`Clint::deadline`]). A write to another hart's `msip` raises that hart's
+//! attention and wakes it (an IPI); the writing hart takes its own interrupts in the store.
 
 use crate::bus::{Access, MmioDevice, Window};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -39,6 +42,7 @@ const WINDOWS: [Window; 2] = [
     Window { first: MTIMECMP, last: MTIME + 7, access: Access::aligned(4, 8) },
 ];
 
+#[derive(Clone, Copy)]
 struct Regs {
     msip: bool,
     mtimecmp: u64,
@@ -62,13 +66,49 @@ struct VirtualTime {
     attention: Arc<AtomicU32>,
 }
 
-/// CLINT state shared by the bus device and the hart.
+/// How the CLINT reaches a hart: its attention word and its `wfi` wake-up.
+#[derive(Clone)]
+pub struct HartSignal {
+    /// The hart's attention word.
+    pub attention: Arc<AtomicU32>,
+    /// Rung to end the hart's `wfi` wait.
+    pub wake: Arc<tokio::sync::Notify>,
+}
+
+impl HartSignal {
+    /// Asks the hart to look at its interrupts: return from the engine, or stop waiting.
+    pub fn raise(&self) {
+        self.attention.fetch_or(vm_plugin_api::cpu::attn::IRQ, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+}
+
+thread_local! {
+    /// The hart this thread runs (set by the vCPU threads), so a write to the CLINT knows whether
+    /// it targets another hart.
+    static CURRENT_HART: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// Records that this thread runs hart `hart`.
+pub fn set_current_hart(hart: usize) {
+    CURRENT_HART.with(|c| c.set(Some(hart)));
+}
+
+struct Shared {
+    clock: Clock,
+    regs: Mutex<Vec<Regs>>,
+    /// Woken when an `mtimecmp` changes, so the timer watcher can re-plan its wake-up.
+    changed: Arc<tokio::sync::Notify>,
+    /// Per hart; empty when the harts are not wired up (unit tests).
+    signals: Vec<HartSignal>,
+}
+
+/// One hart's view of the CLINT, which all harts share. The bus device serves every hart's
+/// registers through any view.
 #[derive(Clone)]
 pub struct Clint {
-    clock: Clock,
-    regs: Arc<Mutex<Regs>>,
-    /// Woken when `mtimecmp` changes, so the timer watcher can re-plan its wake-up.
-    changed: Arc<tokio::sync::Notify>,
+    shared: Arc<Shared>,
+    hart: usize,
 }
 
 impl Default for Clint {
@@ -78,33 +118,57 @@ impl Default for Clint {
 }
 
 impl Clint {
-    /// A CLINT whose `mtime` starts at 0 now and follows the host's clock.
+    /// A one-hart CLINT whose `mtime` starts at 0 now and follows the host's clock.
     pub fn new() -> Clint {
-        Self::with_clock(Clock::Host(Instant::now()))
+        Self::with_clock(Clock::Host(Instant::now()), Vec::new(), 1)
     }
 
-    /// A CLINT whose `mtime` follows the hart's instructions retired (reported through
-    /// [`Clint::observe_instret`]); `attention` is raised when `mtimecmp` changes.
-    pub fn virtual_time(attention: Arc<AtomicU32>) -> Clint {
-        let time = VirtualTime { instret: AtomicU64::new(0), skipped: AtomicU64::new(0), attention };
-        Self::with_clock(Clock::Instructions(Arc::new(time)))
+    /// A CLINT for the harts `signals` reach (one each), with the host's clock.
+    pub fn for_harts(signals: Vec<HartSignal>) -> Clint {
+        let n = signals.len();
+        Self::with_clock(Clock::Host(Instant::now()), signals, n)
     }
 
-    fn with_clock(clock: Clock) -> Clint {
-        Clint {
-            clock,
-            regs: Arc::new(Mutex::new(Regs { msip: false, mtimecmp: u64::MAX })),
-            changed: Arc::new(tokio::sync::Notify::new()),
-        }
+    /// A one-hart CLINT whose `mtime` follows the hart's instructions retired (reported through
+    /// [`Clint::observe_instret`]); `signal`'s attention is raised when `mtimecmp` changes.
+    pub fn virtual_time(signal: HartSignal) -> Clint {
+        let time = VirtualTime {
+            instret: AtomicU64::new(0),
+            skipped: AtomicU64::new(0),
+            attention: Arc::clone(&signal.attention),
+        };
+        Self::with_clock(Clock::Instructions(Arc::new(time)), vec![signal], 1)
     }
 
-    fn regs(&self) -> std::sync::MutexGuard<'_, Regs> {
-        self.regs.lock().unwrap_or_else(|p| p.into_inner())
+    fn with_clock(clock: Clock, signals: Vec<HartSignal>, harts: usize) -> Clint {
+        let regs = (0..harts.max(1)).map(|_| Regs { msip: false, mtimecmp: u64::MAX }).collect();
+        let changed = Arc::new(tokio::sync::Notify::new());
+        let shared = Shared { clock, regs: Mutex::new(regs), changed, signals };
+        Clint { shared: Arc::new(shared), hart: 0 }
+    }
+
+    /// Hart `hart`'s view.
+    pub fn for_hart(&self, hart: usize) -> Clint {
+        Clint { shared: Arc::clone(&self.shared), hart }
+    }
+
+    /// Harts served.
+    pub fn harts(&self) -> usize {
+        self.all_regs().len()
+    }
+
+    fn all_regs(&self) -> std::sync::MutexGuard<'_, Vec<Regs>> {
+        self.shared.regs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// This hart's registers, as they are now.
+    fn regs(&self) -> Regs {
+        self.all_regs()[self.hart]
     }
 
     /// Current `mtime`.
     pub fn mtime(&self) -> u64 {
-        match &self.clock {
+        match &self.shared.clock {
             Clock::Host(start) => {
                 let ns = start.elapsed().as_nanos();
                 (ns * TIMEBASE_HZ as u128 / 1_000_000_000) as u64
@@ -117,14 +181,14 @@ impl Clint {
 
     /// Whether `mtime` follows instructions retired.
     pub fn is_virtual(&self) -> bool {
-        matches!(self.clock, Clock::Instructions(_))
+        matches!(self.shared.clock, Clock::Instructions(_))
     }
 
     /// The hart's instructions retired so far (exact at every host call); moves the instruction
     /// clock. Nothing with the host clock.
     #[inline]
     pub fn observe_instret(&self, instret: u64) {
-        if let Clock::Instructions(t) = &self.clock {
+        if let Clock::Instructions(t) = &self.shared.clock {
             t.instret.store(instret, Ordering::Relaxed);
         }
     }
@@ -132,7 +196,7 @@ impl Clint {
     /// With the instruction clock: how many more instructions until the timer interrupt becomes
     /// pending, if it is armed and not pending yet. `None` with the host clock.
     pub fn instructions_to_deadline(&self) -> Option<u64> {
-        let Clock::Instructions(t) = &self.clock else { return None };
+        let Clock::Instructions(t) = &self.shared.clock else { return None };
         let cmp = self.regs().mtimecmp;
         let skipped = t.skipped.load(Ordering::Relaxed);
         let at = cmp.checked_sub(skipped)?.checked_mul(INSNS_PER_TICK)?;
@@ -143,7 +207,7 @@ impl Clint {
     /// `mtime` jumps to `mtimecmp`. Returns whether it did (`false` with the host clock, or with no
     /// deadline ahead).
     pub fn skip_to_deadline(&self) -> bool {
-        let Clock::Instructions(t) = &self.clock else { return false };
+        let Clock::Instructions(t) = &self.shared.clock else { return false };
         let cmp = self.regs().mtimecmp;
         let now = self.mtime();
         if cmp == u64::MAX || cmp <= now {
@@ -174,7 +238,7 @@ impl Clint {
     /// The host instant at which the timer interrupt becomes pending, if it is armed and `mtime`
     /// follows the host's clock.
     pub fn deadline(&self) -> Option<Instant> {
-        let Clock::Host(start) = &self.clock else { return None };
+        let Clock::Host(start) = &self.shared.clock else { return None };
         let cmp = self.regs().mtimecmp;
         if cmp == u64::MAX {
             return None;
@@ -183,9 +247,23 @@ impl Clint {
         Some(*start + Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX)))
     }
 
-    /// Notified whenever the guest changes `mtimecmp`.
+    /// Notified whenever the guest changes an `mtimecmp`.
     pub fn changed(&self) -> Arc<tokio::sync::Notify> {
-        Arc::clone(&self.changed)
+        Arc::clone(&self.shared.changed)
+    }
+
+    /// Raises the attention of every hart whose timer is due (for the timer watcher).
+    pub fn signal_due(&self) {
+        for (h, s) in self.shared.signals.iter().enumerate() {
+            if self.for_hart(h).pending_of(true).1 {
+                s.raise();
+            }
+        }
+    }
+
+    /// The earliest host instant at which some hart's timer becomes pending.
+    pub fn earliest_deadline(&self) -> Option<Instant> {
+        (0..self.harts()).filter_map(|h| self.for_hart(h).deadline()).min()
     }
 }
 
@@ -204,31 +282,58 @@ fn merge(old: u64, off: u64, size: u8, value: u64) -> u64 {
     (old & !mask) | ((value << shift) & mask)
 }
 
+/// The hart whose `msip` (`true`) or `mtimecmp` (`false`) `offset` falls in, if that hart exists.
+fn hart_of(offset: u64, harts: usize) -> Option<(usize, bool)> {
+    let (h, msip) = match offset {
+        MSIP..MTIMECMP => (offset / 4, true),
+        MTIMECMP..MTIME => ((offset - MTIMECMP) / 8, false),
+        _ => return None,
+    };
+    usize::try_from(h).ok().filter(|&h| h < harts).map(|h| (h, msip))
+}
+
 impl MmioDevice for Clint {
     fn read(&mut self, offset: u64, size: u8) -> Result<u64, VmError> {
-        Ok(match offset {
-            MSIP..=0x3 => self.regs().msip as u64,
-            MTIMECMP..=0x4007 => part(self.regs().mtimecmp, offset, size),
-            MTIME..=0xbfff => part(self.mtime(), offset, size),
-            _ => 0,
+        if let MTIME..=0xbfff = offset {
+            return Ok(part(self.mtime(), offset, size));
+        }
+        // Registers of harts that do not exist read 0, as on QEMU.
+        let regs = self.all_regs();
+        Ok(match hart_of(offset, regs.len()) {
+            Some((h, true)) => regs[h].msip as u64,
+            Some((h, false)) => part(regs[h].mtimecmp, offset, size),
+            None => 0,
         })
     }
 
     fn write(&mut self, offset: u64, value: u64, size: u8) -> Result<(), VmError> {
-        match offset {
-            MSIP..=0x3 => self.regs().msip = value & 1 != 0,
-            MTIMECMP..=0x4007 => {
-                let mut r = self.regs();
-                r.mtimecmp = merge(r.mtimecmp, offset, size, value);
-                drop(r);
+        let mut regs = self.all_regs();
+        match hart_of(offset, regs.len()) {
+            Some((h, true)) => {
+                let raised = value & 1 != 0 && !regs[h].msip;
+                regs[h].msip = value & 1 != 0;
+                drop(regs);
+                // An IPI: the target hart must notice. The writing hart takes its own interrupt
+                // in the store (see vcpu.rs), without leaving its engine.
+                let remote = CURRENT_HART.with(|c| c.get()) != Some(h);
+                if raised
+                    && remote
+                    && let Some(s) = self.shared.signals.get(h)
+                {
+                    s.raise();
+                }
+            }
+            Some((h, false)) => {
+                regs[h].mtimecmp = merge(regs[h].mtimecmp, offset, size, value);
+                drop(regs);
                 // Only the deadline needs re-planning; `msip` is read where it matters.
-                self.changed.notify_one();
-                if let Clock::Instructions(t) = &self.clock {
+                self.shared.changed.notify_one();
+                if let Clock::Instructions(t) = &self.shared.clock {
                     t.attention.fetch_or(vm_plugin_api::cpu::attn::IRQ, Ordering::SeqCst);
                 }
             }
             // mtime is read-only here: the host clock drives it.
-            _ => {}
+            None => {}
         }
         Ok(())
     }
@@ -329,5 +434,27 @@ mod tests {
         assert!(clint.regs().msip);
         assert!(bus.read(t, 8).is_ok() && bus.read(t, 4).is_ok() && bus.read(t + 4, 4).is_ok());
         assert_eq!(bus.read(c + 8, 4), Ok(0), "another hart's mtimecmp reads 0, as on QEMU");
+    }
+
+    #[test]
+    fn each_hart_has_its_own_registers_and_a_remote_msip_is_an_ipi() {
+        let signals: Vec<_> = (0..3)
+            .map(|_| HartSignal { attention: Arc::default(), wake: Arc::new(tokio::sync::Notify::new()) })
+            .collect();
+        let mut c = Clint::for_harts(signals.clone());
+        set_current_hart(0);
+        c.write(MSIP + 8, 1, 4).unwrap();
+        assert_eq!(c.for_hart(2).pending(), (true, false));
+        assert_eq!(c.for_hart(0).pending(), (false, false));
+        assert_eq!(signals[2].attention.load(Ordering::SeqCst), vm_plugin_api::cpu::attn::IRQ);
+        c.write(MSIP, 1, 4).unwrap();
+        assert_eq!(signals[0].attention.load(Ordering::SeqCst), 0, "the writer takes its own in the store");
+        c.write(MTIMECMP + 8, 0, 8).unwrap();
+        assert_eq!(c.read(MTIMECMP + 8, 8).unwrap(), 0);
+        assert_eq!(c.for_hart(1).pending(), (false, true));
+        assert_eq!(c.read(MTIMECMP + 24, 8).unwrap(), 0, "a fourth hart's register reads 0");
+        assert_eq!(c.read(MSIP + 12, 4).unwrap(), 0);
+        c.signal_due();
+        assert_ne!(signals[1].attention.load(Ordering::SeqCst), 0);
     }
 }

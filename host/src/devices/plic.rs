@@ -28,8 +28,9 @@
 //! boundary and wakes a hart in `wfi`; a change that asserts nothing costs neither.
 
 use crate::bus::{Access, MmioDevice, Window};
+use crate::devices::clint::HartSignal;
 use crate::riscv::csr::MIP_MEIP;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use vm_plugin_api::VmError;
 
@@ -66,8 +67,8 @@ impl ExternalIrq {
 /// What the PLIC tells a hart.
 struct HartPort {
     lines: ExternalIrq,
-    /// Asks the hart's running engine to return at its next block boundary.
-    attention: Arc<AtomicU32>,
+    /// The hart's attention word and `wfi` wake-up.
+    signal: HartSignal,
 }
 
 struct Regs {
@@ -106,8 +107,6 @@ impl Regs {
 pub struct Plic {
     regs: Arc<Mutex<Regs>>,
     harts: Arc<[HartPort]>,
-    /// Rung when a context's output rises, to end a `wfi` wait.
-    wake: Arc<tokio::sync::Notify>,
 }
 
 fn bit(n: u32) -> (usize, u32) {
@@ -115,13 +114,11 @@ fn bit(n: u32) -> (usize, u32) {
 }
 
 impl Plic {
-    /// A PLIC for one hart per exit-request flag (hart h gets contexts 2h and 2h + 1).
-    pub fn new(attentions: &[Arc<AtomicU32>], wake: Arc<tokio::sync::Notify>) -> Plic {
-        let contexts = 2 * attentions.len();
-        let harts: Vec<_> = attentions
-            .iter()
-            .map(|e| HartPort { lines: ExternalIrq::default(), attention: Arc::clone(e) })
-            .collect();
+    /// A PLIC for the harts `signals` reach (hart h gets contexts 2h and 2h + 1).
+    pub fn new(signals: &[HartSignal]) -> Plic {
+        let contexts = 2 * signals.len();
+        let harts: Vec<_> =
+            signals.iter().map(|s| HartPort { lines: ExternalIrq::default(), signal: s.clone() }).collect();
         let regs = Regs {
             priority: [0; NUM_SOURCES as usize],
             level: [0; WORDS],
@@ -130,7 +127,7 @@ impl Plic {
             enable: vec![[0; WORDS]; contexts],
             threshold: vec![0; contexts],
         };
-        Plic { regs: Arc::new(Mutex::new(regs)), harts: harts.into(), wake }
+        Plic { regs: Arc::new(Mutex::new(regs)), harts: harts.into() }
     }
 
     /// Hart `h`'s external interrupt inputs, for its `mip`.
@@ -161,7 +158,7 @@ impl Plic {
 
     /// Recomputes every context's output from `r` and tells the harts what rose.
     fn update(&self, r: std::sync::MutexGuard<'_, Regs>) {
-        let mut rose = false;
+        let mut rose = Vec::new();
         for (h, port) in self.harts.iter().enumerate() {
             let meip = if r.best(2 * h).is_some() { MIP_MEIP } else { 0 };
             let seip = if r.best(2 * h + 1).is_some() { MIP_SEIP } else { 0 };
@@ -170,15 +167,13 @@ impl Plic {
             // A rising MEIP or SEIP may be takeable, so it stops the engine (the run loop decides);
             // a line change that asserts nothing leaves it running. The bit is set first: the run
             // loop, clearing the flag before it looks for interrupts, cannot miss it.
-            let rising = (meip | seip) & !old != 0;
-            if rising {
-                port.attention.fetch_or(vm_plugin_api::cpu::attn::IRQ, Ordering::SeqCst);
+            if (meip | seip) & !old != 0 {
+                rose.push(h);
             }
-            rose |= rising;
         }
         drop(r);
-        if rose {
-            self.wake.notify_one();
+        for h in rose {
+            self.harts[h].signal.raise();
         }
     }
 
@@ -281,6 +276,7 @@ impl MmioDevice for Plic {
 mod tests {
     use super::*;
     use crate::bus::{Bus, BusError};
+    use std::sync::atomic::AtomicU32;
 
     const M0: usize = 0;
     const S0: usize = 1;
@@ -308,7 +304,11 @@ mod tests {
         fn new(harts: usize) -> Rig {
             let exit: Vec<_> = (0..harts).map(|_| Arc::new(AtomicU32::new(0))).collect();
             let wake = Arc::new(tokio::sync::Notify::new());
-            Rig { plic: Plic::new(&exit, Arc::clone(&wake)), exit, wake }
+            let signals: Vec<_> = exit
+                .iter()
+                .map(|e| HartSignal { attention: Arc::clone(e), wake: Arc::clone(&wake) })
+                .collect();
+            Rig { plic: Plic::new(&signals), exit, wake }
         }
         fn r(&mut self, off: u64) -> u32 {
             self.plic.read(off, 4).unwrap() as u32

@@ -5,10 +5,11 @@
 //! earliest deadline and calls the device's `handle_timer` with the device's bus lock held, as a
 //! guest access would be, so a device needs no thread and no locking of its own for a tick.
 
+use crate::devices::clint::HartSignal;
 use crate::devices::plugin::PluginDevice;
 use crate::devices::syscon::{PowerRequest, PowerState};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use vm_plugin_api::abi_stable::sabi_trait::TD_Opaque;
@@ -17,15 +18,13 @@ use vm_plugin_api::cpu::attn;
 use vm_plugin_api::device::HostServices_TO;
 use vm_plugin_api::{HostServices, HostServicesArc};
 
-/// Where a stop request goes: the power state the run loop watches, and the hart's attention.
+/// Where a stop request goes: the power state the run loops watch, and every hart.
 #[derive(Clone)]
 pub struct StopTarget {
     /// Set to `Off(code)`.
     pub power: PowerState,
-    /// Raised so the engine returns.
-    pub attention: Arc<AtomicU32>,
-    /// Rung so a waiting hart notices.
-    pub wake: Arc<tokio::sync::Notify>,
+    /// Each raised, so every engine returns and every waiting hart notices.
+    pub harts: Vec<HartSignal>,
 }
 
 type DeviceRef = Arc<OnceLock<Weak<Mutex<PluginDevice>>>>;
@@ -143,7 +142,9 @@ impl HostServices for Services {
     fn request_stop(&self, exit_code: i32, reason: RStr<'_>) {
         tracing::info!("device '{}' stops the VM: {reason}", self.id);
         self.stop.power.request(PowerRequest::Off(exit_code));
-        self.stop.attention.fetch_or(attn::EXIT, Ordering::SeqCst);
-        self.stop.wake.notify_one();
+        for h in &self.stop.harts {
+            h.attention.fetch_or(attn::EXIT, Ordering::SeqCst);
+            h.wake.notify_one();
+        }
     }
 }

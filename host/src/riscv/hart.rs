@@ -637,7 +637,10 @@ mod tests {
         use crate::bus::MmioDevice;
         use crate::devices::plic;
         use std::sync::{Arc, atomic::AtomicU32};
-        let mut p = plic::Plic::new(&[Arc::new(AtomicU32::new(0))], Arc::default());
+        let mut p = plic::Plic::new(&[crate::devices::clint::HartSignal {
+            attention: Arc::new(AtomicU32::new(0)),
+            wake: Arc::default(),
+        }]);
         let mut h = Hart::new(0, Clint::new(), p.hart_lines(0));
         let mut cpu = CpuState { privilege: PRIV_M, ..CpuState::default() };
         h.mstatus |= MSTATUS_MIE;

@@ -51,6 +51,8 @@ pub struct VcpuContext {
     pub tlb: Tlb,
     /// Which RAM pages hold translated code.
     pub code: Arc<CodePages>,
+    /// Which hart this is (its index in `code`'s queues).
+    pub hart_index: usize,
 }
 
 /// A [`VcpuContext`] shared with the thread an engine runs on.
@@ -298,6 +300,9 @@ impl VcpuContext {
             let to = end.min(vpage.wrapping_add(PAGE_SIZE));
             if from < to && self.code.mark(ppage + (from - vpage), to - from) {
                 self.tlb.protect_code(host_page);
+                // Other harts may cache a write entry for the page: they re-protect it at their
+                // next block boundary.
+                self.code.protect_elsewhere(self.hart_index);
             }
             // The fetch TLB entry, so an engine can find code for a virtual pc without a call.
             let exec = Fill { read: false, write: false, exec: true, code: true };
