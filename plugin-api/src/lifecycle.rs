@@ -1,7 +1,7 @@
 //! Lifecycle states, events, and the event sink every component can publish to.
 
 use crate::error::{ErrorKind, VmError, VmResult};
-use crate::panic::guard;
+use crate::panic::guard_named;
 use abi_stable::{
     StableAbi, sabi_trait,
     std_types::{RBox, RString},
@@ -237,7 +237,7 @@ impl Tracker {
     /// failed, is published to `events` as [`VmEvent::ErrorOccurred`] (so the host can say what
     /// happened), and gives `default`.
     pub(crate) fn get<T>(&self, what: &str, events: &Events, default: T, f: impl FnOnce() -> T) -> T {
-        match guard(&format!("{} {what}", self.label), || Ok(f())) {
+        match guard_named(|| format!("{} {what}", self.label), || Ok(f())) {
             Ok(v) => v,
             Err(e) => {
                 self.status.set(ComponentStatus::Error);
@@ -249,7 +249,7 @@ impl Tracker {
 
     /// Runs plugin code; a panic becomes an error and marks the component failed.
     pub(crate) fn call<T>(&mut self, what: &str, f: impl FnOnce() -> Result<T, VmError>) -> VmResult<T> {
-        let r = guard(&format!("{} {what}", self.label), f);
+        let r = guard_named(|| format!("{} {what}", self.label), f);
         if matches!(r, Err(VmError { kind: ErrorKind::Panic, .. })) {
             self.status.set(ComponentStatus::Error);
         }

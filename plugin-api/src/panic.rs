@@ -9,6 +9,15 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// Runs `f`, turning a panic into an error that names `what` and the panic message.
 pub fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, VmError>) -> Result<T, VmError> {
+    guard_named(|| what.to_string(), f)
+}
+
+/// [`guard`], naming the call only if it panics: the name costs an allocation, and guest
+/// accesses to a device go through here.
+pub(crate) fn guard_named<T>(
+    what: impl FnOnce() -> String,
+    f: impl FnOnce() -> Result<T, VmError>,
+) -> Result<T, VmError> {
     // AssertUnwindSafe: after a panic the plugin object is marked failed by the caller's error path;
     // the host never relies on invariants of an object that panicked.
     match catch_unwind(AssertUnwindSafe(f)) {
@@ -21,7 +30,7 @@ pub fn guard<T>(what: &str, f: impl FnOnce() -> Result<T, VmError>) -> Result<T,
             } else {
                 "non-string panic payload".to_string()
             };
-            Err(VmError::new(ErrorKind::Panic, format!("{what} panicked: {msg}")))
+            Err(VmError::new(ErrorKind::Panic, format!("{} panicked: {msg}", what())))
         }
     }
 }

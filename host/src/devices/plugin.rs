@@ -37,3 +37,26 @@ impl MmioDevice for PluginDevice {
         self.1.clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_region_becomes_a_window_with_its_access_rule_and_bad_rules_are_refused() {
+        let w = window(&IoRegion::mmio(0x10, 0x20).accesses(4, 4)).unwrap();
+        assert_eq!((w.first, w.last), (0x10, 0x2f));
+        assert!(w.access.allows(0x14, 4) && !w.access.allows(0x14, 2) && !w.access.allows(0x12, 4));
+        assert!(window(&IoRegion::mmio(0, 8).allow_unaligned()).unwrap().access.allows(3, 4));
+        for (min, max) in [(0, 8), (3, 4), (8, 4), (1, 16)] {
+            let e = window(&IoRegion::mmio(0x40, 8).accesses(min, max)).unwrap_err();
+            assert_eq!(
+                e,
+                format!(
+                    "declares the region at offset 0x40 with access sizes {min}..={max} (each must be 1, 2, 4 or 8, smallest first)"
+                )
+            );
+        }
+        assert!(window(&IoRegion::mmio(u64::MAX, 2)).is_err(), "wraps");
+    }
+}
