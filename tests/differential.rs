@@ -1,5 +1,6 @@
-//! Differential test against QEMU: random RV64IMC arithmetic, assembled by the GNU toolchain, run
-//! on vmhost and on `qemu-system-riscv64 -machine virt -bios none`; both must print the same
+//! Differential tests against QEMU: random RV64IMC arithmetic, and random RV64A sequences (every
+//! AMO, LR/SC pairs, plain loads and stores over one memory area), assembled by the GNU toolchain,
+//! run on vmhost and on `qemu-system-riscv64 -machine virt -bios none`; both must print the same
 //! register file. Skips, saying why, when the cross toolchain or QEMU is missing.
 
 use std::path::{Path, PathBuf};
@@ -98,6 +99,59 @@ fn program(seed: u64, n: usize) -> String {
     text + DUMP
 }
 
+const AMOS: &[&str] =
+    &["amoswap", "amoadd", "amoxor", "amoand", "amoor", "amomin", "amomax", "amominu", "amomaxu"];
+const ORDERS: &[&str] = &["", ".aq", ".rl", ".aqrl"];
+
+/// An atomics program: x1..x28 seeded, x30 = a 512-byte area (seeded through plain stores), x29 the
+/// address of each access; then `n` random AMOs, LR/SC pairs (with arithmetic between, so some SCs
+/// succeed and some fail on a changed value or another address), loads, stores and arithmetic.
+fn atomic_program(seed: u64, n: usize) -> String {
+    let mut s = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut r = |m: u64| xorshift(&mut s) % m;
+    let mut text = String::from(".option norelax\n.text\n.globl _start\n_start:\n    la x30, area\n");
+    for x in 1..=28 {
+        let v = match r(3) {
+            0 => r(16) as i64 - 8,
+            1 => (r(1 << 32) as i64) << 31,
+            _ => r(u64::MAX) as i64,
+        };
+        text += &format!("    li x{x}, {v}\n    sd x{x}, {}(x30)\n", 8 * (x % 64));
+    }
+    for _ in 0..n {
+        let (rd, b) = (1 + r(28), 1 + r(28));
+        let width = if r(2) == 0 { "w" } else { "d" };
+        let offset = if width == "w" { 4 * r(128) } else { 8 * r(64) };
+        let order = ORDERS[r(4) as usize];
+        text += &format!("    addi x29, x30, {offset}\n");
+        let line = match r(8) {
+            0..=3 => format!("{}.{width}{order} x{rd}, x{b}, (x29)", AMOS[r(AMOS.len() as u64) as usize]),
+            4 => {
+                // Between LR and SC: an arithmetic op, sometimes a store to the same word.
+                let between = if r(3) == 0 {
+                    format!("s{width} x{b}, 0(x29)")
+                } else {
+                    format!("add x{}, x{}, x{}", 1 + r(28), 1 + r(28), 1 + r(28))
+                };
+                let other = if r(4) == 0 { "addi x29, x29, 8\n    " } else { "" };
+                format!(
+                    "lr.{width}{order} x{rd}, (x29)\n    {between}\n    {other}sc.{width}{order} x{}, x{b}, (x29)",
+                    1 + r(28)
+                )
+            }
+            5 => format!("l{width} x{rd}, 0(x29)"),
+            6 => format!("s{width} x{b}, 0(x29)"),
+            _ => format!("{} x{rd}, x{}, x{b}", R_OPS[r(R_OPS.len() as u64) as usize], 1 + r(28)),
+        };
+        text += &format!("    {line}\n");
+    }
+    // The area's first words end up in registers too, so a wrong store shows.
+    for x in 1..=28 {
+        text += &format!("    ld x{x}, {}(x30)\n    xor x{x}, x{x}, x{}\n", 8 * x, 1 + (x % 28));
+    }
+    text + DUMP + "    .balign 8\narea: .space 520\n"
+}
+
 fn assemble(gcc: &Path, dir: &Path, name: &str, source: &str) -> PathBuf {
     let src = dir.join(format!("{name}.S"));
     let elf = dir.join(format!("{name}.elf"));
@@ -111,7 +165,7 @@ fn assemble(gcc: &Path, dir: &Path, name: &str, source: &str) -> PathBuf {
     .unwrap();
     let out = Command::new(gcc)
         .args([
-            "-march=rv64imc_zicsr",
+            "-march=rv64imac_zicsr",
             "-mabi=lp64",
             "-mcmodel=medany",
             "-nostdlib",
@@ -129,17 +183,17 @@ fn assemble(gcc: &Path, dir: &Path, name: &str, source: &str) -> PathBuf {
     elf
 }
 
-#[test]
-fn random_arithmetic_matches_qemu() {
+/// Runs each program on QEMU and vmhost and compares the 30 registers they print.
+fn compare_with_qemu(name: &str, programs: impl Iterator<Item = (u64, String)>) {
     let (Some(gcc), Some(qemu)) = (which("riscv64-unknown-elf-gcc"), which("qemu-system-riscv64")) else {
         eprintln!(
             "skipped: needs riscv64-unknown-elf-gcc and qemu-system-riscv64 (scripts/install-deps.sh --with-qemu)"
         );
         return;
     };
-    let dir = scratch("differential");
-    for seed in 1..=12u64 {
-        let elf = assemble(&gcc, &dir, &format!("random-{seed}"), &program(seed, 300));
+    let dir = scratch(name);
+    for (seed, source) in programs {
+        let elf = assemble(&gcc, &dir, &format!("random-{seed}"), &source);
         let child = Command::new(&qemu)
             .args(["-machine", "virt", "-bios", "none", "-nographic", "-kernel"])
             .arg(&elf)
@@ -165,4 +219,14 @@ fn random_arithmetic_matches_qemu() {
         }
         assert_eq!(vs.lines().count(), 30, "seed {seed}");
     }
+}
+
+#[test]
+fn random_arithmetic_matches_qemu() {
+    compare_with_qemu("differential", (1..=12u64).map(|seed| (seed, program(seed, 300))));
+}
+
+#[test]
+fn random_atomics_match_qemu() {
+    compare_with_qemu("differential-atomic", (1..=12u64).map(|seed| (seed, atomic_program(seed, 300))));
 }
