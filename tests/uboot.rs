@@ -102,14 +102,14 @@ fn opensbi_hands_over_to_u_boot_which_answers_commands_on_the_serial_console() {
     for line in [
         "Platform Console Device   : uart8250",
         "Platform HART Count       : 1",
-        "Boot HART Base ISA        : rv64imac",
+        "Boot HART Base ISA        : rv64imafdc",
         "Domain0 Next Address      : 0x0000000080200000",
         "Domain0 Next Mode         : S-mode",
     ] {
         assert!(banner.contains(line), "missing {line:?} in:\n{banner}");
     }
     let boot = c.wait_for("Hit any key to stop autoboot");
-    assert!(boot.contains("CPU:   rv64imac_zicsr_zifencei"), "{boot}");
+    assert!(boot.contains("CPU:   rv64imafdc_zicsr_zifencei"), "{boot}");
     assert!(boot.contains("DRAM:  256 MiB"), "{boot}");
     c.type_line("");
     c.wait_for(PROMPT);
@@ -120,7 +120,7 @@ fn opensbi_hands_over_to_u_boot_which_answers_commands_on_the_serial_console() {
     assert!(bdinfo.contains("-> start    = 0x0000000080000000"), "{bdinfo}");
     assert!(bdinfo.contains("-> size     = 0x0000000010000000"), "{bdinfo}");
     let cpus = c.command("fdt print /cpus");
-    assert!(cpus.contains("riscv,isa = \"rv64imac_zicsr_zifencei\""), "{cpus}");
+    assert!(cpus.contains("riscv,isa = \"rv64imafdc_zicsr_zifencei\""), "{cpus}");
     assert!(cpus.contains("mmu-type = \"riscv,sv48\""), "{cpus}");
     assert!(cpus.contains("timebase-frequency = <0x00989680>"), "{cpus}");
 
