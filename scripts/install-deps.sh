@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what building the guests and running every test needs beyond the Rust toolchain:
-# Debian's bare-metal RISC-V cross compiler, dtc to check the device tree, and Debian's OpenSBI
+# Debian's bare-metal RISC-V cross compiler, dtc to check the device tree, cmake (softfloat-sys's
+# c99 dependency runs it at build time), and Debian's OpenSBI
 # and U-Boot firmware (tests/uboot.rs boots them). With --with-qemu,
 # also qemu-system-riscv64, which the tests, the benchmark (scripts/bench.py) and
 # `make -C guests check-qemu` compare against.
 set -euo pipefail
 
-packages=(gcc-riscv64-unknown-elf make device-tree-compiler opensbi u-boot-qemu)
+packages=(gcc-riscv64-unknown-elf make cmake device-tree-compiler opensbi u-boot-qemu)
 if [[ "${1:-}" == "--with-qemu" ]]; then
     packages+=(qemu-system-misc)
 fi

@@ -1,4 +1,5 @@
-//! The ISA guests - RV64A (`atomic`), Sv39/Sv48 paging (`paging`) and self-modifying code (`smc`) -
+//! The ISA guests - RV64A (`atomic`), Sv39/Sv48 paging (`paging`), self-modifying code (`smc`) and
+//! F and D (`fpu`) -
 //! on vmhost, line by line against what QEMU 7.2 printed for them (guests/expected), and against a
 //! live QEMU where one is installed. The few lines where QEMU 7.2 departs from the spec, or makes a
 //! platform choice vmhost makes differently, are listed in [`DIFFERENCES`] with the line vmhost
@@ -133,4 +134,12 @@ fn paging_guest_matches_qemu() {
 #[test]
 fn self_modifying_code_guest_matches_qemu() {
     check("smc");
+}
+
+/// F and D: FS Off and Dirty tracking, NaN-boxing, canonical and signaling NaNs, infinities,
+/// subnormals, signed zeros, every rounding mode (static, frm, invalid ones), fused multiply-add,
+/// conversions, fclass, fmin/fmax, compares, sign injection.
+#[test]
+fn fpu_guest_matches_qemu() {
+    check("fpu");
 }

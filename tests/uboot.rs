@@ -105,14 +105,14 @@ fn boot_u_boot(harts: u32) {
     for line in [
         "Platform Console Device   : uart8250",
         &count,
-        "Boot HART Base ISA        : rv64imac",
+        "Boot HART Base ISA        : rv64imafdc",
         "Domain0 Next Address      : 0x0000000080200000",
         "Domain0 Next Mode         : S-mode",
     ] {
         assert!(banner.contains(line), "missing {line:?} in:\n{banner}");
     }
     let boot = c.wait_for("Hit any key to stop autoboot");
-    assert!(boot.contains("CPU:   rv64imac_zicsr_zifencei"), "{boot}");
+    assert!(boot.contains("CPU:   rv64imafdc_zicsr_zifencei"), "{boot}");
     assert!(boot.contains("DRAM:  256 MiB"), "{boot}");
     c.type_line("");
     c.wait_for(PROMPT);
@@ -123,7 +123,7 @@ fn boot_u_boot(harts: u32) {
     assert!(bdinfo.contains("-> start    = 0x0000000080000000"), "{bdinfo}");
     assert!(bdinfo.contains("-> size     = 0x0000000010000000"), "{bdinfo}");
     let cpus = c.command("fdt print /cpus");
-    assert!(cpus.contains("riscv,isa = \"rv64imac_zicsr_zifencei\""), "{cpus}");
+    assert!(cpus.contains("riscv,isa = \"rv64imafdc_zicsr_zifencei\""), "{cpus}");
     assert!(cpus.contains("mmu-type = \"riscv,sv48\""), "{cpus}");
     assert!(cpus.contains("timebase-frequency = <0x00989680>"), "{cpus}");
     for h in 0..harts {

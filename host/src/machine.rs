@@ -30,7 +30,7 @@ use vm_plugin_api::{
 /// Guest physical address of RAM on the `virt` board.
 pub const RAM_BASE: u64 = 0x8000_0000;
 /// The hart's ISA string in the device tree.
-pub const ISA: &str = "rv64imac_zicsr_zifencei";
+pub const ISA: &str = "rv64imafdc_zicsr_zifencei";
 
 /// A device plugin instance on the bus.
 pub struct DeviceSlot {

@@ -262,8 +262,9 @@ impl MemAccess {
 pub struct HelperFlags(pub u32);
 
 impl HelperFlags {
-    /// Reads no guest register (nor `pc` or `instret`): cached registers need not be written back
-    /// before the call. The op's flags are the helper table entry's.
+    /// Reads no guest register: cached registers need not be written back before the call
+    /// (`pc` and `instret` are exact at every host call whatever the flags: a helper may trap).
+    /// The op's flags are the helper table entry's.
     pub const NO_REG_READ: HelperFlags = HelperFlags(1 << 0);
     /// Writes no guest register (other than its `dst`): cached registers stay valid.
     pub const NO_REG_WRITE: HelperFlags = HelperFlags(1 << 1);

@@ -1,5 +1,12 @@
 //! Control and status register numbers and field masks the hart implements (M, S and U).
 
+/// `fflags`: the accrued exception flags, `fcsr` bits 4..0.
+pub const FFLAGS: u16 = 0x001;
+/// `frm`: the dynamic rounding mode, `fcsr` bits 7..5.
+pub const FRM: u16 = 0x002;
+/// `fcsr`: `frm << 5 | fflags`.
+pub const FCSR: u16 = 0x003;
+
 /// `sstatus`.
 pub const SSTATUS: u16 = 0x100;
 /// `sie`.
@@ -106,8 +113,12 @@ pub const MSTATUS_SPP: u64 = 1 << 8;
 pub const MSTATUS_MPP: u64 = 3 << 11;
 /// Shift of `mstatus.MPP`.
 pub const MSTATUS_MPP_SHIFT: u32 = 11;
-/// `mstatus.FS`: floating-point state (read-only Off while F and D are absent).
+/// `mstatus.FS`: the floating-point state, Off (0), Initial (1), Clean (2) or Dirty (3).
 pub const MSTATUS_FS: u64 = 3 << 13;
+/// `mstatus.FS` = Dirty: F or D state was written.
+pub const MSTATUS_FS_DIRTY: u64 = 3 << 13;
+/// Shift of `mstatus.FS`.
+pub const MSTATUS_FS_SHIFT: u32 = 13;
 /// `mstatus.MPRV`: loads and stores in M use MPP's privilege.
 pub const MSTATUS_MPRV: u64 = 1 << 17;
 /// `mstatus.SUM`: S may access U pages.
@@ -122,7 +133,7 @@ pub const MSTATUS_TW: u64 = 1 << 21;
 pub const MSTATUS_TSR: u64 = 1 << 22;
 /// `mstatus.UXL` (bits 33:32) and `mstatus.SXL` (35:34): read-only 2 (64-bit).
 pub const MSTATUS_UXL_SXL: u64 = (2 << 32) | (2 << 34);
-/// `mstatus.SD`: FS, VS or XS dirty (never, while all three are read-only Off).
+/// `mstatus.SD`: FS, VS or XS dirty (here: FS, the others are read-only Off).
 pub const MSTATUS_SD: u64 = 1 << 63;
 
 /// Machine software, timer and external interrupt bits of `mip`/`mie`.
@@ -142,9 +153,9 @@ pub const S_INTERRUPTS: u64 = MIP_SSIP | MIP_STIP | MIP_SEIP;
 /// Every interrupt the hart has.
 pub const ALL_INTERRUPTS: u64 = S_INTERRUPTS | MIP_MSIP | MIP_MTIP | MIP_MEIP;
 
-/// `misa` for RV64IMAC with S and U: MXL = 2 (64-bit). F and D are decoded but not executed yet,
-/// so `misa` does not claim them.
-pub const MISA_VALUE: u64 = (2 << 62) | ext(b'A') | ext(b'C') | ext(b'I') | ext(b'M') | ext(b'S') | ext(b'U');
+/// `misa` for RV64IMAFDC with S and U: MXL = 2 (64-bit).
+pub const MISA_VALUE: u64 =
+    (2 << 62) | ext(b'A') | ext(b'C') | ext(b'D') | ext(b'F') | ext(b'I') | ext(b'M') | ext(b'S') | ext(b'U');
 
 const fn ext(letter: u8) -> u64 {
     1 << (letter - b'A')

@@ -93,11 +93,16 @@ const MSTATUS_WRITABLE: u64 = MSTATUS_SIE
     | MSTATUS_MXR
     | MSTATUS_TVM
     | MSTATUS_TW
-    | MSTATUS_TSR;
+    | MSTATUS_TSR
+    | MSTATUS_FS;
 /// `sstatus`: the fields S-mode sees (SIE, SPIE, UBE, SPP, VS, FS, XS, SUM, MXR, UXL, SD) ...
 const SSTATUS_VISIBLE: u64 = 0x8000_0003_000d_e762;
 /// ... and the ones it can write.
-const SSTATUS_WRITABLE: u64 = MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_SPP | MSTATUS_SUM | MSTATUS_MXR;
+const SSTATUS_WRITABLE: u64 =
+    MSTATUS_SIE | MSTATUS_SPIE | MSTATUS_SPP | MSTATUS_SUM | MSTATUS_MXR | MSTATUS_FS;
+/// `fcsr`'s bits: `frm` (7..5) and `fflags` (4..0).
+const FCSR_MASK: u64 = 0xff;
+const FFLAGS_MASK: u64 = 0x1f;
 /// `menvcfg`/`senvcfg.FIOM`, their only writable bit without Zicbo*, Sstc and Svpbmt.
 const ENVCFG_FIOM: u64 = 1;
 /// `pmpcfg` entry bits: lock and address-matching mode.
@@ -221,9 +226,20 @@ impl Hart {
             | self.mip_sw
     }
 
-    /// `mstatus` as read: UXL = SXL = 2; SD stays 0 while FS, VS and XS are read-only Off.
+    /// `mstatus` as read: UXL = SXL = 2; SD says FS is Dirty (VS and XS are read-only Off).
     pub fn mstatus(&self) -> u64 {
-        self.mstatus | MSTATUS_UXL_SXL
+        let sd = if self.fs() == 3 { MSTATUS_SD } else { 0 };
+        self.mstatus | MSTATUS_UXL_SXL | sd
+    }
+
+    /// `mstatus.FS`: 0 (Off) to 3 (Dirty).
+    pub fn fs(&self) -> u8 {
+        ((self.mstatus & MSTATUS_FS) >> MSTATUS_FS_SHIFT) as u8
+    }
+
+    /// Marks the F and D state written (FS = Dirty). The caller re-syncs the context.
+    pub fn set_fs_dirty(&mut self) {
+        self.mstatus |= MSTATUS_FS_DIRTY;
     }
 
     /// Interrupts pending and enabled in `mie`, whatever the global enables and delegation say
@@ -351,7 +367,7 @@ impl Hart {
     /// Copies the translation context to `cpu`: privilege, `tb_flags` and the fetch MMU mode.
     pub fn sync_context(&self, cpu: &mut CpuState) {
         cpu.privilege = self.privilege;
-        cpu.tb_flags = tlb::tb_flags(self.privilege, self.data_mmu());
+        cpu.tb_flags = tlb::tb_flags(self.privilege, self.data_mmu(), self.fs());
         cpu.fetch_mmu = tlb::fetch_mmu(self.privilege);
     }
 
@@ -372,7 +388,7 @@ impl Hart {
 
     /// A CSR instruction: `op` is 1 (write), 2 (set bits) or 3 (clear bits) per the helper ids;
     /// `b` carries the CSR number and flags. Returns the old value.
-    pub fn csr_op(&mut self, cpu: &CpuState, op: u32, a: u64, b: u64) -> Result<u64, IllegalCsr> {
+    pub fn csr_op(&mut self, cpu: &mut CpuState, op: u32, a: u64, b: u64) -> Result<u64, IllegalCsr> {
         let csr = (b & CSR_NUMBER_MASK) as u16;
         let read = op != 1 || b & CSR_NO_READ == 0;
         let write = op == 1 || b & CSR_NO_WRITE == 0;
@@ -405,6 +421,11 @@ impl Hart {
 
     fn read_csr(&self, cpu: &CpuState, csr: u16) -> Result<u64, IllegalCsr> {
         Ok(match csr {
+            // With FS = Off the F and D state does not exist: its CSRs are illegal too.
+            FFLAGS | FRM | FCSR if self.fs() == 0 => return Err(IllegalCsr),
+            FFLAGS => cpu.fcsr & FFLAGS_MASK,
+            FRM => (cpu.fcsr & FCSR_MASK) >> 5,
+            FCSR => cpu.fcsr & FCSR_MASK,
             SSTATUS => self.mstatus() & SSTATUS_VISIBLE,
             SIE => self.mie & self.mideleg,
             STVEC => self.stvec,
@@ -451,8 +472,19 @@ impl Hart {
         })
     }
 
-    fn write_csr(&mut self, cpu: &CpuState, csr: u16, v: u64) -> Result<(), IllegalCsr> {
+    fn write_csr(&mut self, cpu: &mut CpuState, csr: u16, v: u64) -> Result<(), IllegalCsr> {
         match csr {
+            // read_csr refused these with FS = Off. frm takes any value: an invalid one makes the
+            // instructions that use it illegal, not the write.
+            FFLAGS | FRM | FCSR => {
+                let (mask, shift) = match csr {
+                    FFLAGS => (FFLAGS_MASK, 0),
+                    FRM => (FCSR_MASK & !FFLAGS_MASK, 5),
+                    _ => (FCSR_MASK, 0),
+                };
+                cpu.fcsr = (cpu.fcsr & !mask) | ((v << shift) & mask);
+                self.set_fs_dirty();
+            }
             SSTATUS => self.mstatus = (self.mstatus & !SSTATUS_WRITABLE) | (v & SSTATUS_WRITABLE),
             SIE => {
                 let m = self.mideleg & S_INTERRUPTS;
@@ -540,12 +572,12 @@ mod tests {
     }
 
     /// Reads `csr` the way `csrr` does.
-    fn rd(h: &mut Hart, cpu: &CpuState, csr: u16) -> Result<u64, IllegalCsr> {
+    fn rd(h: &mut Hart, cpu: &mut CpuState, csr: u16) -> Result<u64, IllegalCsr> {
         h.csr_op(cpu, 2, 0, u64::from(csr) | CSR_NO_WRITE)
     }
 
     /// Writes `csr` the way `csrw` does.
-    fn wr(h: &mut Hart, cpu: &CpuState, csr: u16, v: u64) -> Result<u64, IllegalCsr> {
+    fn wr(h: &mut Hart, cpu: &mut CpuState, csr: u16, v: u64) -> Result<u64, IllegalCsr> {
         h.csr_op(cpu, 1, v, u64::from(csr) | CSR_NO_READ)
     }
 
@@ -593,33 +625,33 @@ mod tests {
     #[test]
     fn csr_access_rules() {
         let (mut h, mut cpu) = hart();
-        assert_eq!(h.csr_op(&cpu, 1, 5, MSCRATCH as u64), Ok(0));
-        assert_eq!(h.csr_op(&cpu, 2, 2, MSCRATCH as u64), Ok(5));
-        assert_eq!(h.csr_op(&cpu, 3, 1, MSCRATCH as u64), Ok(7));
+        assert_eq!(h.csr_op(&mut cpu, 1, 5, MSCRATCH as u64), Ok(0));
+        assert_eq!(h.csr_op(&mut cpu, 2, 2, MSCRATCH as u64), Ok(5));
+        assert_eq!(h.csr_op(&mut cpu, 3, 1, MSCRATCH as u64), Ok(7));
         assert_eq!(h.mscratch, 6);
         // Reading a read-only CSR is fine; writing it is illegal.
-        assert_eq!(h.csr_op(&cpu, 2, 0, MHARTID as u64 | CSR_NO_WRITE), Ok(0));
-        assert_eq!(h.csr_op(&cpu, 1, 0, MHARTID as u64), Err(IllegalCsr));
-        assert_eq!(h.csr_op(&cpu, 2, 0, 0x7c0), Err(IllegalCsr), "unimplemented CSR");
-        assert_eq!(h.csr_op(&cpu, 2, 0, MISA as u64 | CSR_NO_WRITE), Ok(MISA_VALUE));
+        assert_eq!(h.csr_op(&mut cpu, 2, 0, MHARTID as u64 | CSR_NO_WRITE), Ok(0));
+        assert_eq!(h.csr_op(&mut cpu, 1, 0, MHARTID as u64), Err(IllegalCsr));
+        assert_eq!(h.csr_op(&mut cpu, 2, 0, 0x7c0), Err(IllegalCsr), "unimplemented CSR");
+        assert_eq!(h.csr_op(&mut cpu, 2, 0, MISA as u64 | CSR_NO_WRITE), Ok(MISA_VALUE));
         // csr[9:8] is the lowest privilege: S CSRs from U, M CSRs from S are illegal, even with
         // rd = x0 (csrw); reads and writes alike.
         at(&mut h, &mut cpu, PRIV_S);
-        assert_eq!(rd(&mut h, &cpu, SSCRATCH), Ok(0));
-        assert_eq!(rd(&mut h, &cpu, MSTATUS), Err(IllegalCsr));
-        assert_eq!(wr(&mut h, &cpu, MSCRATCH, 1), Err(IllegalCsr));
-        assert_eq!(rd(&mut h, &cpu, MHARTID), Err(IllegalCsr));
+        assert_eq!(rd(&mut h, &mut cpu, SSCRATCH), Ok(0));
+        assert_eq!(rd(&mut h, &mut cpu, MSTATUS), Err(IllegalCsr));
+        assert_eq!(wr(&mut h, &mut cpu, MSCRATCH, 1), Err(IllegalCsr));
+        assert_eq!(rd(&mut h, &mut cpu, MHARTID), Err(IllegalCsr));
         at(&mut h, &mut cpu, PRIV_U);
-        assert_eq!(rd(&mut h, &cpu, SSTATUS), Err(IllegalCsr));
-        assert_eq!(wr(&mut h, &cpu, SSCRATCH, 1), Err(IllegalCsr));
-        assert_eq!(rd(&mut h, &cpu, SCOUNTEREN), Err(IllegalCsr));
+        assert_eq!(rd(&mut h, &mut cpu, SSTATUS), Err(IllegalCsr));
+        assert_eq!(wr(&mut h, &mut cpu, SSCRATCH, 1), Err(IllegalCsr));
+        assert_eq!(rd(&mut h, &mut cpu, SCOUNTEREN), Err(IllegalCsr));
         assert_eq!(h.mscratch, 6);
         assert_eq!(h.sscratch, 0);
         // Every counter shadow is read-only, even where reading it is allowed.
         at(&mut h, &mut cpu, PRIV_M);
         for csr in [CYCLE, TIME, INSTRET, 0xc03, HPMCOUNTER31] {
-            assert_eq!(wr(&mut h, &cpu, csr, 0), Err(IllegalCsr), "{csr:#x}");
-            assert!(rd(&mut h, &cpu, csr).is_ok(), "{csr:#x}");
+            assert_eq!(wr(&mut h, &mut cpu, csr, 0), Err(IllegalCsr), "{csr:#x}");
+            assert!(rd(&mut h, &mut cpu, csr).is_ok(), "{csr:#x}");
         }
     }
 
@@ -627,9 +659,9 @@ mod tests {
     fn minstret_write_offsets_the_counter() {
         let (mut h, mut cpu) = hart();
         cpu.instret = 100;
-        h.csr_op(&cpu, 1, 5, MINSTRET as u64).unwrap();
+        h.csr_op(&mut cpu, 1, 5, MINSTRET as u64).unwrap();
         cpu.instret = 110;
-        assert_eq!(h.csr_op(&cpu, 2, 0, MINSTRET as u64 | CSR_NO_WRITE), Ok(15));
+        assert_eq!(h.csr_op(&mut cpu, 2, 0, MINSTRET as u64 | CSR_NO_WRITE), Ok(15));
     }
 
     #[test]
@@ -644,14 +676,14 @@ mod tests {
         let mut h = Hart::new(0, Clint::new(), p.hart_lines(0));
         let mut cpu = CpuState { privilege: PRIV_M, ..CpuState::default() };
         h.mstatus |= MSTATUS_MIE;
-        h.csr_op(&cpu, 1, u64::MAX, MIE as u64).unwrap();
+        h.csr_op(&mut cpu, 1, u64::MAX, MIE as u64).unwrap();
         assert_eq!(h.mie, ALL_INTERRUPTS);
         // Source 10 at priority 1 for both contexts of hart 0 (M = 0, S = 1), line high.
         p.write(40, 1, 4).unwrap();
         p.write(0x2000, 1 << 10, 4).unwrap();
         p.write(0x2080, 1 << 10, 4).unwrap();
         p.set_level(10, true);
-        assert_eq!(rd(&mut h, &cpu, MIP), Ok(MIP_MEIP | MIP_SEIP));
+        assert_eq!(rd(&mut h, &mut cpu, MIP), Ok(MIP_MEIP | MIP_SEIP));
         assert_eq!(h.interrupt_to_take(), Some(11));
         // Claimed by the M context: both outputs drop.
         assert_eq!(p.read(0x20_0004, 4).unwrap(), 10);
@@ -672,15 +704,15 @@ mod tests {
         h.stvec = 0x8000_0400;
         h.take_interrupt(&mut cpu, 9);
         assert_eq!((cpu.pc, h.scause, cpu.privilege), (0x8000_0400, (1 << 63) | 9, PRIV_S));
-        assert_eq!(rd(&mut h, &cpu, SIP), Ok(MIP_SEIP));
+        assert_eq!(rd(&mut h, &mut cpu, SIP), Ok(MIP_SEIP));
         // M software's SEIP ORs with the line; a read-modify-write of mip does not latch the
         // line into the software bit (spec 1.12 §3.1.9).
         at(&mut h, &mut cpu, PRIV_M);
-        h.csr_op(&cpu, 3, MIP_SSIP, MIP as u64).unwrap();
+        h.csr_op(&mut cpu, 3, MIP_SSIP, MIP as u64).unwrap();
         assert_eq!(h.mip_sw, 0);
         p.write(0x2080, 0, 4).unwrap();
         assert_eq!(h.mip(), 0);
-        h.csr_op(&cpu, 2, MIP_SEIP, MIP as u64).unwrap();
+        h.csr_op(&mut cpu, 2, MIP_SEIP, MIP as u64).unwrap();
         assert_eq!(h.mip(), MIP_SEIP);
     }
 
@@ -824,33 +856,78 @@ mod tests {
 
     #[test]
     fn status_warl() {
-        let (mut h, cpu) = hart();
-        wr(&mut h, &cpu, MSTATUS, u64::MAX).unwrap();
-        let all = rd(&mut h, &cpu, MSTATUS).unwrap();
-        assert_eq!(all, MSTATUS_WRITABLE | MSTATUS_MPP | MSTATUS_UXL_SXL, "FS, VS, XS, SD, xBE read 0");
-        assert_eq!(all & MSTATUS_FS, 0);
+        let (mut h, mut cpu) = hart();
+        wr(&mut h, &mut cpu, MSTATUS, u64::MAX).unwrap();
+        let all = rd(&mut h, &mut cpu, MSTATUS).unwrap();
+        assert_eq!(all, MSTATUS_WRITABLE | MSTATUS_MPP | MSTATUS_UXL_SXL | MSTATUS_SD, "VS, XS, xBE read 0");
+        assert_eq!(all & MSTATUS_FS, MSTATUS_FS, "FS = Dirty, so SD");
         // MPP: U, S and M stick; 2 keeps the old value.
         for (v, want) in [(0, 0), (1, 1), (2, 1), (3, 3), (2, 3)] {
-            wr(&mut h, &cpu, MSTATUS, v << MSTATUS_MPP_SHIFT).unwrap();
-            assert_eq!(rd(&mut h, &cpu, MSTATUS).unwrap() >> MSTATUS_MPP_SHIFT & 3, want, "MPP write {v}");
+            wr(&mut h, &mut cpu, MSTATUS, v << MSTATUS_MPP_SHIFT).unwrap();
+            assert_eq!(
+                rd(&mut h, &mut cpu, MSTATUS).unwrap() >> MSTATUS_MPP_SHIFT & 3,
+                want,
+                "MPP write {v}"
+            );
         }
         // sstatus: the S view, and writes reach only its own fields.
-        wr(&mut h, &cpu, MSTATUS, u64::MAX).unwrap();
-        assert_eq!(rd(&mut h, &cpu, SSTATUS), Ok(SSTATUS_WRITABLE | (2 << 32)));
-        wr(&mut h, &cpu, SSTATUS, 0).unwrap();
+        wr(&mut h, &mut cpu, MSTATUS, u64::MAX).unwrap();
+        assert_eq!(rd(&mut h, &mut cpu, SSTATUS), Ok(SSTATUS_WRITABLE | (2 << 32) | MSTATUS_SD));
+        wr(&mut h, &mut cpu, SSTATUS, 0).unwrap();
         assert_eq!(h.mstatus, MSTATUS_WRITABLE & !SSTATUS_WRITABLE | MSTATUS_MPP);
-        wr(&mut h, &cpu, MSTATUS, 0).unwrap();
-        wr(&mut h, &cpu, SSTATUS, u64::MAX).unwrap();
+        wr(&mut h, &mut cpu, MSTATUS, 0).unwrap();
+        wr(&mut h, &mut cpu, SSTATUS, u64::MAX).unwrap();
         assert_eq!(h.mstatus, SSTATUS_WRITABLE);
         // misa ignores writes.
-        wr(&mut h, &cpu, MISA, 0).unwrap();
-        assert_eq!(rd(&mut h, &cpu, MISA), Ok(MISA_VALUE));
-        assert_eq!(MISA_VALUE & 0x3ff_ffff, 0x14_1105, "A, I, M, C, S, U; no F, D");
+        wr(&mut h, &mut cpu, MISA, 0).unwrap();
+        assert_eq!(rd(&mut h, &mut cpu, MISA), Ok(MISA_VALUE));
+        assert_eq!(MISA_VALUE & 0x3ff_ffff, 0x14_112d, "A, C, D, F, I, M, S, U");
+    }
+
+    #[test]
+    fn fp_csrs_need_fs_and_set_it_dirty() {
+        let (mut h, mut cpu) = hart();
+        // FS = Off: fflags, frm and fcsr do not exist, even to read.
+        for csr in [FFLAGS, FRM, FCSR] {
+            assert_eq!(rd(&mut h, &mut cpu, csr), Err(IllegalCsr), "{csr:#x}");
+            assert_eq!(wr(&mut h, &mut cpu, csr, 0), Err(IllegalCsr), "{csr:#x}");
+        }
+        h.sync_context(&mut cpu);
+        assert_eq!(cpu.tb_flags & (tlb::TB_FP | tlb::TB_FP_DIRTY), 0);
+        // Initial: reads leave FS alone; each write makes it Dirty (and SD set).
+        h.mstatus |= 1 << MSTATUS_FS_SHIFT;
+        cpu.fcsr = 0b101_10011;
+        assert_eq!(rd(&mut h, &mut cpu, FFLAGS), Ok(0b10011));
+        assert_eq!(rd(&mut h, &mut cpu, FRM), Ok(0b101));
+        assert_eq!(rd(&mut h, &mut cpu, FCSR), Ok(0b101_10011));
+        assert_eq!((h.fs(), rd(&mut h, &mut cpu, MSTATUS).unwrap() & MSTATUS_SD), (1, 0));
+        h.sync_context(&mut cpu);
+        assert_eq!(cpu.tb_flags & (tlb::TB_FP | tlb::TB_FP_DIRTY), tlb::TB_FP);
+        wr(&mut h, &mut cpu, FFLAGS, u64::MAX).unwrap();
+        assert_eq!((cpu.fcsr, h.fs()), (0b101_11111, 3));
+        assert_eq!(rd(&mut h, &mut cpu, MSTATUS).unwrap() & MSTATUS_SD, MSTATUS_SD);
+        assert_eq!(
+            rd(&mut h, &mut cpu, SSTATUS).unwrap() & (MSTATUS_SD | MSTATUS_FS),
+            MSTATUS_SD | MSTATUS_FS
+        );
+        h.sync_context(&mut cpu);
+        assert_eq!(cpu.tb_flags & (tlb::TB_FP | tlb::TB_FP_DIRTY), tlb::TB_FP | tlb::TB_FP_DIRTY);
+        wr(&mut h, &mut cpu, FRM, 0xff).unwrap();
+        assert_eq!(cpu.fcsr, 0xff, "frm keeps 3 bits, even an invalid mode");
+        wr(&mut h, &mut cpu, FCSR, 0x1234).unwrap();
+        assert_eq!(cpu.fcsr, 0x34);
+        // csrrs fflags, x0 only reads: FS stays Clean.
+        h.mstatus = 2 << MSTATUS_FS_SHIFT;
+        assert_eq!(h.csr_op(&mut cpu, 2, 0, u64::from(FFLAGS) | CSR_NO_WRITE), Ok(0x14));
+        assert_eq!(h.fs(), 2);
+        // S and U reach them too.
+        at(&mut h, &mut cpu, PRIV_U);
+        assert_eq!(rd(&mut h, &mut cpu, FCSR), Ok(0x34));
     }
 
     #[test]
     fn delegation_and_interrupt_register_warl() {
-        let (mut h, cpu) = hart();
+        let (mut h, mut cpu) = hart();
         for (csr, want) in [
             (MEDELEG, 0xb3ff),
             (MIDELEG, 0x222),
@@ -867,53 +944,53 @@ mod tests {
             (MEPC, !1),
             (SCAUSE, u64::MAX),
         ] {
-            wr(&mut h, &cpu, csr, u64::MAX).unwrap();
-            assert_eq!(rd(&mut h, &cpu, csr), Ok(want), "{csr:#x}");
+            wr(&mut h, &mut cpu, csr, u64::MAX).unwrap();
+            assert_eq!(rd(&mut h, &mut cpu, csr), Ok(want), "{csr:#x}");
         }
-        assert_eq!(rd(&mut h, &cpu, MCONFIGPTR), Ok(0));
+        assert_eq!(rd(&mut h, &mut cpu, MCONFIGPTR), Ok(0));
         // sie/sip show only delegated S interrupts; sip writes only a delegated SSIP.
-        wr(&mut h, &cpu, MIDELEG, MIP_SSIP).unwrap();
-        assert_eq!(rd(&mut h, &cpu, SIE), Ok(MIP_SSIP));
-        assert_eq!(rd(&mut h, &cpu, SIP), Ok(MIP_SSIP));
-        wr(&mut h, &cpu, SIP, 0).unwrap();
-        wr(&mut h, &cpu, SIE, 0).unwrap();
+        wr(&mut h, &mut cpu, MIDELEG, MIP_SSIP).unwrap();
+        assert_eq!(rd(&mut h, &mut cpu, SIE), Ok(MIP_SSIP));
+        assert_eq!(rd(&mut h, &mut cpu, SIP), Ok(MIP_SSIP));
+        wr(&mut h, &mut cpu, SIP, 0).unwrap();
+        wr(&mut h, &mut cpu, SIE, 0).unwrap();
         assert_eq!((h.mip_sw, h.mie), (MIP_STIP | MIP_SEIP, 0xaaa & !MIP_SSIP));
-        wr(&mut h, &cpu, MIDELEG, 0).unwrap();
-        wr(&mut h, &cpu, SIP, u64::MAX).unwrap();
-        wr(&mut h, &cpu, SIE, u64::MAX).unwrap();
+        wr(&mut h, &mut cpu, MIDELEG, 0).unwrap();
+        wr(&mut h, &mut cpu, SIP, u64::MAX).unwrap();
+        wr(&mut h, &mut cpu, SIE, u64::MAX).unwrap();
         assert_eq!((h.mip_sw, h.mie), (MIP_STIP | MIP_SEIP, 0xaaa & !MIP_SSIP), "nothing delegated");
         // tvec reserved modes keep the old value.
-        wr(&mut h, &cpu, STVEC, 0x8000_1001).unwrap();
-        wr(&mut h, &cpu, STVEC, 0x8000_2002).unwrap();
+        wr(&mut h, &mut cpu, STVEC, 0x8000_1001).unwrap();
+        wr(&mut h, &mut cpu, STVEC, 0x8000_2002).unwrap();
         assert_eq!(h.stvec, 0x8000_1001);
     }
 
     #[test]
     fn satp_keeps_bare_sv39_and_sv48_and_refuses_other_modes() {
         let (mut h, mut cpu) = hart();
-        wr(&mut h, &cpu, SATP, 0x0000_1000_0008_0000).unwrap();
+        wr(&mut h, &mut cpu, SATP, 0x0000_1000_0008_0000).unwrap();
         assert_eq!(h.satp, 0x0000_1000_0008_0000, "Bare with other fields: kept, as QEMU");
-        wr(&mut h, &cpu, SATP, 0).unwrap();
+        wr(&mut h, &mut cpu, SATP, 0).unwrap();
         // Sv57 and the reserved modes do not stick (Linux probes Sv57, then Sv48, then Sv39).
         for mode in [10u64, 1, 15] {
-            wr(&mut h, &cpu, SATP, mode << 60 | 0x8_0000).unwrap();
-            assert_eq!(rd(&mut h, &cpu, SATP), Ok(0), "mode {mode}");
+            wr(&mut h, &mut cpu, SATP, mode << 60 | 0x8_0000).unwrap();
+            assert_eq!(rd(&mut h, &mut cpu, SATP), Ok(0), "mode {mode}");
         }
         for mode in [8u64, 9] {
-            wr(&mut h, &cpu, SATP, mode << 60 | 0x8_0000).unwrap();
-            assert_eq!(rd(&mut h, &cpu, SATP), Ok(mode << 60 | 0x8_0000), "mode {mode}");
+            wr(&mut h, &mut cpu, SATP, mode << 60 | 0x8_0000).unwrap();
+            assert_eq!(rd(&mut h, &mut cpu, SATP), Ok(mode << 60 | 0x8_0000), "mode {mode}");
         }
-        wr(&mut h, &cpu, SATP, 0).unwrap();
+        wr(&mut h, &mut cpu, SATP, 0).unwrap();
         // TVM makes satp illegal in S, not in M.
         h.mstatus = MSTATUS_TVM;
-        assert_eq!(rd(&mut h, &cpu, SATP), Ok(0));
+        assert_eq!(rd(&mut h, &mut cpu, SATP), Ok(0));
         at(&mut h, &mut cpu, PRIV_S);
-        assert_eq!(rd(&mut h, &cpu, SATP), Err(IllegalCsr));
-        assert_eq!(wr(&mut h, &cpu, SATP, 0), Err(IllegalCsr));
+        assert_eq!(rd(&mut h, &mut cpu, SATP), Err(IllegalCsr));
+        assert_eq!(wr(&mut h, &mut cpu, SATP, 0), Err(IllegalCsr));
         h.mstatus = 0;
-        assert_eq!(rd(&mut h, &cpu, SATP), Ok(0));
+        assert_eq!(rd(&mut h, &mut cpu, SATP), Ok(0));
         at(&mut h, &mut cpu, PRIV_U);
-        assert_eq!(rd(&mut h, &cpu, SATP), Err(IllegalCsr));
+        assert_eq!(rd(&mut h, &mut cpu, SATP), Err(IllegalCsr));
     }
 
     #[test]
@@ -936,38 +1013,38 @@ mod tests {
             h.mcounteren = m;
             h.scounteren = s;
             at(&mut h, &mut cpu, privilege);
-            assert_eq!(rd(&mut h, &cpu, csr).is_ok(), ok, "{csr:#x} in {privilege} with {m:#x}/{s:#x}");
+            assert_eq!(rd(&mut h, &mut cpu, csr).is_ok(), ok, "{csr:#x} in {privilege} with {m:#x}/{s:#x}");
         }
     }
 
     #[test]
     fn pmp_csrs_keep_what_qemu_keeps() {
         let (mut h, mut cpu) = hart();
-        wr(&mut h, &cpu, PMPADDR0, u64::MAX).unwrap();
-        assert_eq!(rd(&mut h, &cpu, PMPADDR0), Ok(u64::MAX));
+        wr(&mut h, &mut cpu, PMPADDR0, u64::MAX).unwrap();
+        assert_eq!(rd(&mut h, &mut cpu, PMPADDR0), Ok(u64::MAX));
         // W without R and the reserved bits are kept, as QEMU 7.2 keeps them.
-        wr(&mut h, &cpu, PMPCFG0, 0x0d00_601e_001f).unwrap();
-        assert_eq!(rd(&mut h, &cpu, PMPCFG0), Ok(0x0d00_601e_001f));
-        wr(&mut h, &cpu, PMPCFG2, 0x0102_0304_0506_0708).unwrap();
-        assert_eq!(rd(&mut h, &cpu, PMPCFG2), Ok(0x0102_0304_0506_0708));
+        wr(&mut h, &mut cpu, PMPCFG0, 0x0d00_601e_001f).unwrap();
+        assert_eq!(rd(&mut h, &mut cpu, PMPCFG0), Ok(0x0d00_601e_001f));
+        wr(&mut h, &mut cpu, PMPCFG2, 0x0102_0304_0506_0708).unwrap();
+        assert_eq!(rd(&mut h, &mut cpu, PMPCFG2), Ok(0x0102_0304_0506_0708));
         // Entry 7 locked as TOR: its cfg byte, its address and pmpaddr6 (its base) are frozen.
-        wr(&mut h, &cpu, PMPADDR0 + 6, 0x1000).unwrap();
-        h.csr_op(&cpu, 2, 0x88 << 56, u64::from(PMPCFG0)).unwrap();
-        wr(&mut h, &cpu, PMPADDR0 + 6, 0x2000).unwrap();
-        wr(&mut h, &cpu, PMPADDR0 + 7, 0x5000).unwrap();
-        wr(&mut h, &cpu, PMPCFG0, 0x000d_0000_0000_001f).unwrap();
-        assert_eq!(rd(&mut h, &cpu, PMPCFG0), Ok(0x880d_0000_0000_001f));
+        wr(&mut h, &mut cpu, PMPADDR0 + 6, 0x1000).unwrap();
+        h.csr_op(&mut cpu, 2, 0x88 << 56, u64::from(PMPCFG0)).unwrap();
+        wr(&mut h, &mut cpu, PMPADDR0 + 6, 0x2000).unwrap();
+        wr(&mut h, &mut cpu, PMPADDR0 + 7, 0x5000).unwrap();
+        wr(&mut h, &mut cpu, PMPCFG0, 0x000d_0000_0000_001f).unwrap();
+        assert_eq!(rd(&mut h, &mut cpu, PMPCFG0), Ok(0x880d_0000_0000_001f));
         assert_eq!((h.pmpaddr[6], h.pmpaddr[7]), (0x1000, 0));
         // Entry 15 locked but OFF: pmpaddr14 stays writable; pmpaddr15 does not.
-        wr(&mut h, &cpu, PMPCFG2, 0x80 << 56).unwrap();
-        wr(&mut h, &cpu, PMPADDR15, 1).unwrap();
-        wr(&mut h, &cpu, PMPADDR0 + 14, 2).unwrap();
+        wr(&mut h, &mut cpu, PMPCFG2, 0x80 << 56).unwrap();
+        wr(&mut h, &mut cpu, PMPADDR15, 1).unwrap();
+        wr(&mut h, &mut cpu, PMPADDR0 + 14, 2).unwrap();
         assert_eq!((h.pmpaddr[14], h.pmpaddr[15]), (2, 0));
         // RV64 has no odd pmpcfg, and only 16 entries; PMP CSRs are M-only.
         for csr in [0x3a1, 0x3a3, 0x3a4, 0x3c0] {
-            assert_eq!(rd(&mut h, &cpu, csr), Err(IllegalCsr), "{csr:#x}");
+            assert_eq!(rd(&mut h, &mut cpu, csr), Err(IllegalCsr), "{csr:#x}");
         }
         at(&mut h, &mut cpu, PRIV_S);
-        assert_eq!(rd(&mut h, &cpu, PMPCFG0), Err(IllegalCsr));
+        assert_eq!(rd(&mut h, &mut cpu, PMPCFG0), Err(IllegalCsr));
     }
 }

@@ -9,6 +9,8 @@
 //! Every helper's `imm` holds the instruction's bits in its top 32 bits or, for the ones with no
 //! other constant, in its low 32: that is the `tval` of an illegal-instruction trap.
 
+use vm_plugin_api::HelperFlags;
+
 /// Frontend helper ids.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,10 +38,22 @@ pub enum Helper {
     /// An instruction the frontend does not implement or that is illegal: `imm` = its raw bits.
     /// Raises illegal-instruction with `mtval` = the bits. Always redirects.
     Illegal = 10,
+    /// An F or D operation with a static rounding mode, or none (see [`fpu`](super::fpu)): `a`,
+    /// `b`, `c` = the `rs1`, `rs2`, `rs3` values, `imm` = [`fpu::imm`](super::fpu::imm). ORs its
+    /// exception flags into `cpu.fcsr` and returns the result: an `f` register value (a single
+    /// NaN-boxed) or an integer. Always continues.
+    Fp = 11,
+    /// As [`Helper::Fp`] with the rounding mode in `frm`; an invalid `frm` (5 to 7) raises
+    /// illegal-instruction instead. Continues or redirects.
+    FpDyn = 12,
+    /// Sets `mstatus.FS` to Dirty and redirects to the instruction at `cpu.pc`, which then runs
+    /// under the new translation context; emitted before the first F or D instruction of a block
+    /// that writes F or D state while FS is not Dirty. `imm` = the instruction's bits.
+    FpDirty = 13,
 }
 
 /// Entries in the helper table: the largest id plus one.
-pub const HELPER_COUNT: usize = 11;
+pub const HELPER_COUNT: usize = 14;
 
 /// Flag in a CSR helper's `imm`: the destination is `x0`, so the CSR must not be read (no read side
 /// effects).
@@ -53,6 +67,16 @@ pub const CSR_NUMBER_MASK: u64 = 0xfff;
 pub const CSR_RD_SHIFT: u32 = 16;
 
 impl Helper {
+    /// What the helper may touch: the flags of its table entry and of every call to it.
+    pub const fn flags(self) -> HelperFlags {
+        match self {
+            Helper::Fp => HelperFlags::FP.union(HelperFlags::NO_EXIT),
+            // An invalid frm traps.
+            Helper::FpDyn => HelperFlags::FP,
+            _ => HelperFlags(0),
+        }
+    }
+
     /// The helper with id `id`, if any.
     pub fn from_id(id: u32) -> Option<Helper> {
         use Helper::*;
@@ -67,6 +91,9 @@ impl Helper {
             8 => Wfi,
             9 => SfenceVma,
             10 => Illegal,
+            11 => Fp,
+            12 => FpDyn,
+            13 => FpDirty,
             _ => return None,
         })
     }

@@ -5,14 +5,23 @@
 //! instructions become helper calls (see [`helper`](crate::riscv::helper)); the rules engines rely
 //! on (no writes to `x0`, exact [`At`]s) are kept here. Instructions are 2 or 4 bytes long (the C
 //! extension), so offsets, fall-through pcs and link values all come from each one's own length.
+//!
+//! F and D: `f` registers are `Reg(FP_BASE + n)`. Loads, stores, moves and double sign injection
+//! are plain IR (a loaded or moved single is NaN-boxed by ORing in the high ones); the arithmetic
+//! is the `Fp` helper (`FpDyn` for the dynamic rounding mode). The context says whether FS is Off
+//! (every F/D instruction is illegal) or Dirty; when it is not, the first instruction that writes
+//! F/D state ends the block with `FpDirty`, which sets FS and redirects to it.
 
 use vm_plugin_api::abi_stable::std_types::{ROption, RVec};
 use vm_plugin_api::ir::{
-    At, AtomicOp, BinOp, Dest, HelperFlags, IrOp, MemAccess, NO_PAGE, Operand, Terminator, fence, mem_flag,
+    At, AtomicOp, BinOp, Dest, FP_BASE, IrOp, MemAccess, NO_PAGE, Operand, Terminator, fence, mem_flag,
 };
 use vm_plugin_api::{IrBlock, MemoryOrder};
 
-use crate::riscv::decode::{self, AmoOp, CsrOp, Decoded, Insn};
+use crate::riscv::decode::{
+    self, AmoOp, CsrOp, Decoded, FpArithOp, FpCond, FpFmt, FusedOp, Insn, IntFmt, Rounding, SignOp,
+};
+use crate::riscv::fpu::{self, FpOp};
 use crate::riscv::helper::{CSR_NO_READ, CSR_NO_WRITE, CSR_RD_SHIFT, Helper};
 use crate::riscv::tlb;
 
@@ -30,7 +39,6 @@ const PAGE_SHIFT: u32 = 12;
 /// later ends the block before that instruction (with a Jump to it, so the fault is raised when it
 /// is executed). The caller fills in `phys_pc` and `pages`.
 pub fn translate(pc: u64, flags: u32, fetch16: &mut dyn FnMut(u64) -> Option<u16>) -> Option<IrBlock> {
-    let mmu = tlb::data_mmu(flags);
     let mut ops = RVec::new();
     let mut len = 0u32;
     let mut insn_count = 0u32;
@@ -49,7 +57,7 @@ pub fn translate(pc: u64, flags: u32, fetch16: &mut dyn FnMut(u64) -> Option<u16
         len += u32::from(decoded.len);
         insn_count += 1;
         let next_pc = insn_pc.wrapping_add(u64::from(decoded.len));
-        if let Some(term) = lower(&mut ops, decoded, insn_pc, next_pc, at, mmu) {
+        if let Some(term) = lower(&mut ops, decoded, insn_pc, next_pc, at, flags) {
             break term;
         }
     };
@@ -93,8 +101,9 @@ fn lower(
     pc: u64,
     next_pc: u64,
     at: At,
-    mmu: u8,
+    flags: u32,
 ) -> Option<Terminator> {
+    let mmu = tlb::data_mmu(flags);
     // A temporary for values with nowhere else to go; each instruction uses at most this one.
     const TMP: u8 = 0;
     let reg = Operand::Reg;
@@ -191,10 +200,7 @@ fn lower(
         Insn::Sret => return Some(end_with_helper(ops, Helper::Sret, decoded.bits, next_pc, at)),
         Insn::Wfi => return Some(end_with_helper(ops, Helper::Wfi, decoded.bits, next_pc, at)),
         Insn::Illegal { bits } => return Some(end_with_helper(ops, Helper::Illegal, bits, next_pc, at)),
-        // F and D are decoded but not executed yet (misa and the device tree do not offer them):
-        // they trap exactly as an unknown encoding does, with the fetched bits (16 for a
-        // compressed one) for mtval.
-        Insn::FpLoad { .. }
+        insn @ (Insn::FpLoad { .. }
         | Insn::FpStore { .. }
         | Insn::FpFused { .. }
         | Insn::FpArith { .. }
@@ -207,11 +213,184 @@ fn lower(
         | Insn::IntToFp { .. }
         | Insn::FpConvert { .. }
         | Insn::FpMoveToInt { .. }
-        | Insn::FpMoveFromInt { .. } => {
-            return Some(end_with_helper(ops, Helper::Illegal, decoded.bits, next_pc, at));
-        }
+        | Insn::FpMoveFromInt { .. }) => return lower_fp(ops, insn, decoded.bits, pc, next_pc, at, flags),
     }
     None
+}
+
+/// The high half of a NaN-boxed single.
+const BOX: i64 = 0xffff_ffff_0000_0000_u64 as i64;
+
+/// Emits an F or D instruction under context `flags`; returns the terminator if it ends the block.
+fn lower_fp(
+    ops: &mut RVec<IrOp>,
+    insn: Insn,
+    bits: u32,
+    pc: u64,
+    next_pc: u64,
+    at: At,
+    flags: u32,
+) -> Option<Terminator> {
+    // FS = Off: every F and D instruction traps as an unknown encoding does, with the fetched
+    // bits (16 for a compressed one) for mtval.
+    if flags & tlb::TB_FP == 0 {
+        return Some(end_with_helper(ops, Helper::Illegal, bits, next_pc, at));
+    }
+    // Only stores, fmv.x and fclass leave the F/D state alone (compares and conversions to an
+    // integer may set fflags).
+    let writes_state =
+        !matches!(insn, Insn::FpStore { .. } | Insn::FpMoveToInt { .. } | Insn::FpClass { .. });
+    if writes_state && flags & tlb::TB_FP_DIRTY == 0 {
+        helper(ops, Helper::FpDirty, [Operand::Imm(0), Operand::Imm(0)], u64::from(bits), at);
+        return Some(Terminator::Jump { target: pc });
+    }
+    let mmu = tlb::data_mmu(flags);
+    let (f, fdst, x) = (|r: u8| Operand::Reg(FP_BASE + r), |r: u8| Dest::Reg(FP_BASE + r), Operand::Reg);
+    let xdst = |rd: u8| if rd == 0 { ROption::RNone } else { ROption::RSome(Dest::Reg(rd)) };
+    let zero = Operand::Imm(0);
+    let size = |fmt| if fmt == FpFmt::S { 4 } else { 8 };
+    let call = |ops: &mut RVec<IrOp>, op, fmt, rm, dst, args| {
+        fp_helper(ops, op, fmt == FpFmt::D, rm, dst, args, bits, at)
+    };
+    match insn {
+        Insn::FpLoad { fmt, fd, rs1, imm } => {
+            let access = MemAccess::new(size(fmt), false, mmu);
+            ops.push(IrOp::Load { dst: fdst(fd), base: x(rs1), offset: imm, access, at });
+            if fmt == FpFmt::S {
+                ops.push(IrOp::Bin { op: BinOp::Or, dst: fdst(fd), a: f(fd), b: Operand::Imm(BOX) });
+            }
+        }
+        Insn::FpStore { fmt, rs1, fs2, imm } => {
+            let access = MemAccess::new(size(fmt), false, mmu);
+            ops.push(IrOp::Store { src: f(fs2), base: x(rs1), offset: imm, access, at });
+        }
+        Insn::FpFused { op, fmt, fd, fs1, fs2, fs3, rm } => {
+            let op = match op {
+                FusedOp::MAdd => FpOp::MAdd,
+                FusedOp::MSub => FpOp::MSub,
+                FusedOp::NMSub => FpOp::NMSub,
+                FusedOp::NMAdd => FpOp::NMAdd,
+            };
+            call(ops, op, fmt, rm, ROption::RSome(fdst(fd)), [f(fs1), f(fs2), f(fs3)]);
+        }
+        Insn::FpArith { op, fmt, fd, fs1, fs2, rm } => {
+            let op = match op {
+                FpArithOp::Add => FpOp::Add,
+                FpArithOp::Sub => FpOp::Sub,
+                FpArithOp::Mul => FpOp::Mul,
+                FpArithOp::Div => FpOp::Div,
+            };
+            call(ops, op, fmt, rm, ROption::RSome(fdst(fd)), [f(fs1), f(fs2), zero]);
+        }
+        Insn::FpSqrt { fmt, fd, fs1, rm } => {
+            call(ops, FpOp::Sqrt, fmt, rm, ROption::RSome(fdst(fd)), [f(fs1), zero, zero]);
+        }
+        // Doubles need no unboxing: the sign bit is moved with masks (through temporaries, as fd
+        // may be fs1 or fs2).
+        Insn::FpSign { op, fmt: FpFmt::D, fd, fs1, fs2 } => {
+            let (t0, t1) = (Dest::Tmp(0), Dest::Tmp(1));
+            let sign = Operand::Imm(i64::MIN);
+            ops.push(IrOp::Bin { op: BinOp::And, dst: t1, a: f(fs2), b: sign });
+            if op == SignOp::Sgnjn {
+                ops.push(IrOp::Bin { op: BinOp::Xor, dst: t1, a: Operand::Tmp(1), b: sign });
+            }
+            if op == SignOp::Sgnjx {
+                ops.push(IrOp::Bin { op: BinOp::Xor, dst: fdst(fd), a: f(fs1), b: Operand::Tmp(1) });
+            } else {
+                ops.push(IrOp::Bin { op: BinOp::And, dst: t0, a: f(fs1), b: Operand::Imm(i64::MAX) });
+                ops.push(IrOp::Bin { op: BinOp::Or, dst: fdst(fd), a: Operand::Tmp(0), b: Operand::Tmp(1) });
+            }
+        }
+        Insn::FpSign { op, fmt, fd, fs1, fs2 } => {
+            let op = match op {
+                SignOp::Sgnj => FpOp::Sgnj,
+                SignOp::Sgnjn => FpOp::Sgnjn,
+                SignOp::Sgnjx => FpOp::Sgnjx,
+            };
+            call(ops, op, fmt, Rounding::Rne, ROption::RSome(fdst(fd)), [f(fs1), f(fs2), zero]);
+        }
+        Insn::FpMinMax { max, fmt, fd, fs1, fs2 } => {
+            let op = if max { FpOp::Max } else { FpOp::Min };
+            call(ops, op, fmt, Rounding::Rne, ROption::RSome(fdst(fd)), [f(fs1), f(fs2), zero]);
+        }
+        // With rd = x0 the call still happens: it may set fflags.
+        Insn::FpCompare { cond, fmt, rd, fs1, fs2 } => {
+            let op = match cond {
+                FpCond::Eq => FpOp::Eq,
+                FpCond::Lt => FpOp::Lt,
+                FpCond::Le => FpOp::Le,
+            };
+            call(ops, op, fmt, Rounding::Rne, xdst(rd), [f(fs1), f(fs2), zero]);
+        }
+        Insn::FpClass { rd: 0, .. } => {}
+        Insn::FpClass { fmt, rd, fs1 } => {
+            call(ops, FpOp::Class, fmt, Rounding::Rne, xdst(rd), [f(fs1), zero, zero])
+        }
+        Insn::FpToInt { fmt, int, rd, fs1, rm } => {
+            let op = match int {
+                IntFmt::W => FpOp::ToW,
+                IntFmt::Wu => FpOp::ToWu,
+                IntFmt::L => FpOp::ToL,
+                IntFmt::Lu => FpOp::ToLu,
+            };
+            call(ops, op, fmt, rm, xdst(rd), [f(fs1), zero, zero]);
+        }
+        Insn::IntToFp { fmt, int, fd, rs1, rm } => {
+            let op = match int {
+                IntFmt::W => FpOp::FromW,
+                IntFmt::Wu => FpOp::FromWu,
+                IntFmt::L => FpOp::FromL,
+                IntFmt::Lu => FpOp::FromLu,
+            };
+            let exact = fmt == FpFmt::D && matches!(int, IntFmt::W | IntFmt::Wu);
+            call(ops, op, fmt, exact_rm(exact, rm), ROption::RSome(fdst(fd)), [x(rs1), zero, zero]);
+        }
+        Insn::FpConvert { to, fd, fs1, rm } => {
+            let rm = exact_rm(to == FpFmt::D, rm);
+            call(ops, FpOp::Convert, to, rm, ROption::RSome(fdst(fd)), [f(fs1), zero, zero]);
+        }
+        Insn::FpMoveToInt { rd: 0, .. } => {}
+        Insn::FpMoveToInt { fmt: FpFmt::S, rd, fs1 } => {
+            ops.push(IrOp::Bin { op: BinOp::AddW, dst: Dest::Reg(rd), a: f(fs1), b: zero });
+        }
+        Insn::FpMoveToInt { rd, fs1, .. } => ops.push(IrOp::Mov { dst: Dest::Reg(rd), src: f(fs1) }),
+        Insn::FpMoveFromInt { fmt: FpFmt::S, fd, rs1 } => {
+            ops.push(IrOp::Bin { op: BinOp::Or, dst: fdst(fd), a: x(rs1), b: Operand::Imm(BOX) });
+        }
+        Insn::FpMoveFromInt { fd, rs1, .. } => ops.push(IrOp::Mov { dst: fdst(fd), src: x(rs1) }),
+        _ => unreachable!("not an F or D instruction: {insn:?}"),
+    }
+    None
+}
+
+/// The rounding mode of a conversion that is `exact` (to D from a word or from S): such a one
+/// never reads `frm`, so an invalid one does not make it illegal (as on QEMU and Spike).
+fn exact_rm(exact: bool, rm: Rounding) -> Rounding {
+    if exact && rm == Rounding::Dyn { Rounding::Rne } else { rm }
+}
+
+/// An `Fp` helper call (`FpDyn` for the dynamic rounding mode).
+#[allow(clippy::too_many_arguments)]
+fn fp_helper(
+    ops: &mut RVec<IrOp>,
+    op: FpOp,
+    double: bool,
+    rm: Rounding,
+    dst: ROption<Dest>,
+    args: [Operand; 3],
+    bits: u32,
+    at: At,
+) {
+    let (id, rm) = match rm {
+        Rounding::Rne => (Helper::Fp, 0),
+        Rounding::Rtz => (Helper::Fp, 1),
+        Rounding::Rdn => (Helper::Fp, 2),
+        Rounding::Rup => (Helper::Fp, 3),
+        Rounding::Rmm => (Helper::Fp, 4),
+        Rounding::Dyn => (Helper::FpDyn, 0),
+    };
+    let imm = fpu::imm(op, double, rm, bits);
+    ops.push(IrOp::Helper { id: id.id(), flags: id.flags(), dst, args, imm, at });
 }
 
 /// `rd = src`, dropped when rd is x0.
@@ -246,14 +425,14 @@ fn csr_op(
     // instruction itself (rd, pc) and redirects.
     let imm = u64::from(csr) | flags | u64::from(rd) << CSR_RD_SHIFT | u64::from(bits) << 32;
     let args = [src, Operand::Imm(0), Operand::Imm(0)];
-    ops.push(IrOp::Helper { id: id.id(), flags: HelperFlags::default(), dst, args, imm, at });
+    ops.push(IrOp::Helper { id: id.id(), flags: id.flags(), dst, args, imm, at });
     flags & CSR_NO_WRITE == 0
 }
 
 /// A helper call with no result that continues the block.
 fn helper(ops: &mut RVec<IrOp>, id: Helper, args: [Operand; 2], imm: u64, at: At) {
     let args = [args[0], args[1], Operand::Imm(0)];
-    ops.push(IrOp::Helper { id: id.id(), flags: HelperFlags::default(), dst: ROption::RNone, args, imm, at });
+    ops.push(IrOp::Helper { id: id.id(), flags: id.flags(), dst: ROption::RNone, args, imm, at });
 }
 
 /// A helper call that ends the block, given the instruction's bits. The helper redirects or
@@ -266,7 +445,7 @@ fn end_with_helper(ops: &mut RVec<IrOp>, id: Helper, bits: u32, next_pc: u64, at
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vm_plugin_api::ir::{Cond, MAX_TEMPS};
+    use vm_plugin_api::ir::{Cond, HelperFlags, MAX_TEMPS};
 
     /// Machine mode, no translation: the context of every test block unless it says otherwise.
     const M: u32 = 3 | (tlb::MMU_M as u32) << 2;
@@ -284,12 +463,17 @@ mod tests {
     /// Translates `halves` (16-bit parcels, so 2- and 4-byte instructions mix) placed at `base`;
     /// fetching anywhere else faults.
     fn translate_halves(base: u64, halves: &[u16]) -> Option<IrBlock> {
+        translate_under(M, base, halves)
+    }
+
+    /// As `translate_halves`, under context `flags`.
+    fn translate_under(flags: u32, base: u64, halves: &[u16]) -> Option<IrBlock> {
         let mut fetch16 = |addr: u64| {
             let offset = addr.checked_sub(base)?;
             assert!(offset.is_multiple_of(2), "odd fetch at {addr:#x}");
             halves.get(usize::try_from(offset / 2).ok()?).copied()
         };
-        let block = translate(base, M, &mut fetch16)?;
+        let block = translate(base, flags, &mut fetch16)?;
         check_invariants(&block);
         Some(block)
     }
@@ -303,12 +487,12 @@ mod tests {
         assert!(block.insn_count >= 1 && block.insn_count <= MAX_BLOCK_INSNS);
         let tmp_ok = |i: u8| usize::from(i) < MAX_TEMPS;
         let operand_ok = |o: Operand| match o {
-            Operand::Reg(r) => r < 32,
+            Operand::Reg(r) => r < 64,
             Operand::Tmp(t) => tmp_ok(t),
             Operand::Imm(_) => true,
         };
         let dest_ok = |d: Dest| match d {
-            Dest::Reg(r) => r != 0 && r < 32,
+            Dest::Reg(r) => r != 0 && r < 64,
             Dest::Tmp(t) => tmp_ok(t),
         };
         let at_ok = |at: At| at.pc_offset < block.len && at.insn_index < block.insn_count;
@@ -339,7 +523,7 @@ mod tests {
     fn helper_op(id: Helper, dst: Option<u8>, args: [Operand; 2], imm: u64, at: At) -> IrOp {
         let dst = dst.map(Dest::Reg).into();
         let args = [args[0], args[1], Operand::Imm(0)];
-        IrOp::Helper { id: id.id(), flags: HelperFlags::default(), dst, args, imm, at }
+        IrOp::Helper { id: id.id(), flags: id.flags(), dst, args, imm, at }
     }
 
     /// A system instruction's helper: no arguments, its bits in `imm`.
@@ -555,9 +739,8 @@ mod tests {
     }
 
     #[test]
-    fn f_d_instructions_trap_as_illegal_with_their_bits() {
-        // One of each decoded-but-not-executed kind; each must lower exactly as an unknown
-        // encoding does until F and D are executed.
+    fn f_d_instructions_trap_as_illegal_with_their_bits_while_fs_is_off() {
+        // One of each kind; with FS = Off each must lower exactly as an unknown encoding does.
         let words = [
             0x8001_2087, // flw f1,-2048(x2)
             0x7ff0_3fa7, // fsd f31,2047(x0)
@@ -580,6 +763,10 @@ mod tests {
             assert_eq!((b.len, b.insn_count), (8, 2), "{word:#x}");
             assert_eq!(b.ops.as_slice(), [sys(Helper::Illegal, word, at(1))], "{word:#x}");
             assert_eq!(b.term, Terminator::Jump { target: BASE + 8 });
+            // With FS on, none of them is illegal.
+            let halves = [NOP as u16, 0, word as u16, (word >> 16) as u16, NOP as u16, 0];
+            let b = translate_under(M_FP_DIRTY, BASE, &halves).unwrap();
+            assert!(!b.ops.iter().any(|op| *op == sys(Helper::Illegal, word, at(1))), "{word:#x}: {b:?}");
         }
         // The compressed ones pass their 16 bits, as a reserved compressed encoding does.
         let second = At { pc_offset: 2, insn_index: 1 };
@@ -590,6 +777,159 @@ mod tests {
             assert_eq!(b.ops.as_slice(), [sys(Helper::Illegal, u32::from(half), second)], "{half:#x}");
             assert_eq!((b.len, b.insn_count, b.term), (4, 2, Terminator::Jump { target: BASE + 4 }));
         }
+    }
+
+    /// Machine mode with FS = Dirty, and with FS = Initial or Clean.
+    const M_FP_DIRTY: u32 = M | tlb::TB_FP | tlb::TB_FP_DIRTY;
+    const M_FP_CLEAN: u32 = M | tlb::TB_FP;
+
+    fn words_under(flags: u32, words: &[u32]) -> IrBlock {
+        let halves: Vec<u16> = words.iter().flat_map(|&w| [w as u16, (w >> 16) as u16]).collect();
+        translate_under(flags, BASE, &halves).unwrap()
+    }
+
+    const FP: u8 = vm_plugin_api::ir::FP_BASE;
+
+    #[test]
+    fn fp_loads_stores_moves_and_double_signs_are_plain_ir() {
+        let b = words_under(
+            M_FP_DIRTY,
+            &[
+                0x8001_2087, // flw f1,-2048(x2)
+                0x7ff0_3fa7, // fsd f31,2047(x0)
+                0xe00f_80d3, // fmv.x.w x1,f31
+                0xf000_00d3, // fmv.w.x f1,x0
+                0x2231_10d3, // fsgnjn.d f1,f2,f3
+                0x2273_8353, // fmv.d f6,f7 (fsgnj.d)
+                ECALL,
+            ],
+        );
+        let (r, d, t) = (Operand::Reg, Dest::Reg, Operand::Tmp);
+        let bin = |op, dst, a, b| IrOp::Bin { op, dst, a, b };
+        let (sign, boxed) = (Operand::Imm(i64::MIN), Operand::Imm(0xffff_ffff_0000_0000_u64 as i64));
+        let access = |size| MemAccess::new(size, false, tlb::MMU_M);
+        assert_eq!(
+            b.ops.as_slice(),
+            [
+                IrOp::Load { dst: d(FP + 1), base: r(2), offset: -2048, access: access(4), at: at(0) },
+                bin(BinOp::Or, d(FP + 1), r(FP + 1), boxed),
+                IrOp::Store { src: r(FP + 31), base: r(0), offset: 2047, access: access(8), at: at(1) },
+                bin(BinOp::AddW, d(1), r(FP + 31), Operand::Imm(0)),
+                bin(BinOp::Or, d(FP + 1), r(0), boxed),
+                bin(BinOp::And, Dest::Tmp(1), r(FP + 3), sign),
+                bin(BinOp::Xor, Dest::Tmp(1), t(1), sign),
+                bin(BinOp::And, Dest::Tmp(0), r(FP + 2), Operand::Imm(i64::MAX)),
+                bin(BinOp::Or, d(FP + 1), t(0), t(1)),
+                bin(BinOp::And, Dest::Tmp(1), r(FP + 7), sign),
+                bin(BinOp::And, Dest::Tmp(0), r(FP + 7), Operand::Imm(i64::MAX)),
+                bin(BinOp::Or, d(FP + 6), t(0), t(1)),
+                sys(Helper::Ecall, ECALL, at(6)),
+            ]
+        );
+    }
+
+    #[test]
+    fn fp_arithmetic_calls_the_fp_helper_with_its_rounding_mode() {
+        let b = words_under(
+            M_FP_DIRTY,
+            &[
+                0x0031_70d3, // fadd.s f1,f2,f3 (dyn)
+                0x5a00_1fd3, // fsqrt.d f31,f0,rtz
+                0xfbff_cec7, // fmsub.d f29,f31,f31,f31,rmm
+                0xa231_20d3, // feq.d x1,f2,f3
+                0xc201_1053, // fcvt.w.d x0,f2,rtz
+                0xd011_70d3, // fcvt.s.wu f1,x2
+                0xe201_10d3, // fclass.d x1,f2
+                ECALL,
+            ],
+        );
+        let (r, d) = (Operand::Reg, Dest::Reg);
+        let zero = Operand::Imm(0);
+        let call = |id: Helper, dst: Option<Dest>, args, imm, at| IrOp::Helper {
+            id: id.id(),
+            flags: id.flags(),
+            dst: dst.into(),
+            args,
+            imm,
+            at,
+        };
+        assert_eq!(Helper::Fp.flags(), HelperFlags::FP.union(HelperFlags::NO_EXIT));
+        assert_eq!(Helper::FpDyn.flags(), HelperFlags::FP);
+        assert_eq!(
+            b.ops.as_slice(),
+            [
+                call(
+                    Helper::FpDyn,
+                    Some(d(FP + 1)),
+                    [r(FP + 2), r(FP + 3), zero],
+                    fpu::imm(FpOp::Add, false, 0, 0x0031_70d3),
+                    at(0)
+                ),
+                call(
+                    Helper::Fp,
+                    Some(d(FP + 31)),
+                    [r(FP), zero, zero],
+                    fpu::imm(FpOp::Sqrt, true, 1, 0x5a00_1fd3),
+                    at(1)
+                ),
+                call(
+                    Helper::Fp,
+                    Some(d(FP + 29)),
+                    [r(FP + 31); 3],
+                    fpu::imm(FpOp::MSub, true, 4, 0xfbff_cec7),
+                    at(2)
+                ),
+                call(
+                    Helper::Fp,
+                    Some(d(1)),
+                    [r(FP + 2), r(FP + 3), zero],
+                    fpu::imm(FpOp::Eq, true, 0, 0xa231_20d3),
+                    at(3)
+                ),
+                // rd = x0: still called, for fflags.
+                call(
+                    Helper::Fp,
+                    None,
+                    [r(FP + 2), zero, zero],
+                    fpu::imm(FpOp::ToW, true, 1, 0xc201_1053),
+                    at(4)
+                ),
+                call(
+                    Helper::FpDyn,
+                    Some(d(FP + 1)),
+                    [r(2), zero, zero],
+                    fpu::imm(FpOp::FromWu, false, 0, 0xd011_70d3),
+                    at(5)
+                ),
+                call(
+                    Helper::Fp,
+                    Some(d(1)),
+                    [r(FP + 2), zero, zero],
+                    fpu::imm(FpOp::Class, true, 0, 0xe201_10d3),
+                    at(6)
+                ),
+                sys(Helper::Ecall, ECALL, at(7)),
+            ]
+        );
+    }
+
+    #[test]
+    fn the_first_fp_state_write_under_clean_fs_sets_dirty_and_redirects_to_itself() {
+        // Stores, fmv.x and fclass leave FS alone; fadd.s is the first write.
+        let words = [NOP, 0x7ff0_3fa7, 0xe00f_80d3, 0xe201_10d3, 0x0031_70d3, NOP];
+        let b = words_under(M_FP_CLEAN, &words);
+        assert_eq!((b.len, b.insn_count), (20, 5));
+        assert_eq!(b.ops.len(), 4, "{b:?}");
+        assert_eq!(b.ops[3], sys(Helper::FpDirty, 0x0031_70d3, at(4)));
+        assert_eq!(b.term, Terminator::Jump { target: BASE + 16 });
+        // A load or a compare is a write too (of an f register, of fflags).
+        for word in [0x8001_2087, 0xa231_20d3, 0xf000_00d3] {
+            let b = words_under(M_FP_CLEAN, &[word, NOP]);
+            assert_eq!(b.ops.as_slice(), [sys(Helper::FpDirty, word, at(0))], "{word:#x}");
+            assert_eq!((b.insn_count, b.term), (1, Terminator::Jump { target: BASE }));
+        }
+        // Under Dirty the same block runs on.
+        assert_eq!(words_under(M_FP_DIRTY, &words).insn_count, 6);
     }
 
     #[test]

@@ -2,11 +2,12 @@
 //!
 //! `decode` reads instructions, `lower` turns a basic block into IR, `helper` defines the helper
 //! calls the IR makes back into the host, `csr` and `hart` implement them (CSRs, traps, privilege),
-//! `mmu` translates Sv39/Sv48 virtual addresses, and `vcpu` is the host-call table an engine runs
-//! against.
+//! `fpu` does the F and D arithmetic, `mmu` translates Sv39/Sv48 virtual addresses, and `vcpu` is
+//! the host-call table an engine runs against.
 
 pub mod csr;
 pub mod decode;
+pub mod fpu;
 pub mod hart;
 pub mod helper;
 pub mod lower;

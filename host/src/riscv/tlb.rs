@@ -21,11 +21,21 @@ pub const MMU_M: u8 = 3;
 /// Entries per mode (QEMU starts at 256 too).
 const ENTRIES: usize = 256;
 
-/// The translation context `cpu.tb_flags` holds: the privilege in bits 1..0 and the MMU mode of
-/// loads and stores in bits 3..2 (which folds in MPRV, MPP and SUM). A block lowered under one
-/// context never runs under another.
-pub fn tb_flags(privilege: u8, data_mmu: u8) -> u32 {
-    u32::from(privilege & 3) | u32::from(data_mmu & 3) << 2
+/// Context bit: `mstatus.FS` is not Off, so F and D instructions execute.
+pub const TB_FP: u32 = 1 << 4;
+/// Context bit: `mstatus.FS` is Dirty, so writing FP state need not set it first.
+pub const TB_FP_DIRTY: u32 = 1 << 5;
+
+/// The translation context `cpu.tb_flags` holds: the privilege in bits 1..0, the MMU mode of
+/// loads and stores in bits 3..2 (which folds in MPRV, MPP and SUM), and from `mstatus.FS` (`fs`)
+/// [`TB_FP`] and [`TB_FP_DIRTY`]. A block lowered under one context never runs under another.
+pub fn tb_flags(privilege: u8, data_mmu: u8, fs: u8) -> u32 {
+    let fp = match fs & 3 {
+        0 => 0,
+        3 => TB_FP | TB_FP_DIRTY,
+        _ => TB_FP,
+    };
+    u32::from(privilege & 3) | u32::from(data_mmu & 3) << 2 | fp
 }
 
 /// The MMU mode of loads and stores in context `flags`.
@@ -185,8 +195,10 @@ mod tests {
 
     #[test]
     fn the_context_word_carries_privilege_and_data_mode() {
-        let f = tb_flags(1, MMU_S_SUM);
-        assert_eq!((f & 3, data_mmu(f)), (1, MMU_S_SUM));
+        let f = tb_flags(1, MMU_S_SUM, 0);
+        assert_eq!((f & 3, data_mmu(f), f & (TB_FP | TB_FP_DIRTY)), (1, MMU_S_SUM, 0));
+        let fs = |fs| tb_flags(3, MMU_M, fs) & (TB_FP | TB_FP_DIRTY);
+        assert_eq!((fs(1), fs(2), fs(3)), (TB_FP, TB_FP, TB_FP | TB_FP_DIRTY));
         assert_eq!((fetch_mmu(0), fetch_mmu(1), fetch_mmu(3)), (MMU_U, MMU_S, MMU_M));
     }
 }

@@ -12,6 +12,7 @@ use crate::bus::{Bus, BusError};
 use crate::code_pages::CodePages;
 use crate::devices::clint::Clint;
 use crate::devices::syscon::PowerState;
+use crate::riscv::fpu;
 use crate::riscv::hart::{Exception, Hart, PRIV_M, PRIV_S, PRIV_U};
 use crate::riscv::helper::{CSR_RD_SHIFT, HELPER_COUNT, Helper};
 use crate::riscv::lower;
@@ -176,21 +177,21 @@ macro_rules! helper_table {
             $(HelperEntry {
                 func: {
                     unsafe extern "C" fn f(
-                        ctx: *mut c_void, cpu: &mut CpuState, a: u64, b: u64, _c: u64, imm: u64,
+                        ctx: *mut c_void, cpu: &mut CpuState, a: u64, b: u64, c: u64, imm: u64,
                     ) -> HostResult {
-                        contained(ctx, cpu, |v, cpu| v.helper(cpu, Helper::$id, a, b, imm))
+                        contained(ctx, cpu, |v, cpu| v.helper(cpu, Helper::$id, [a, b, c], imm))
                     }
                     f
                 },
-                flags: HelperFlags(0),
+                flags: Helper::$id.flags(),
             }),*
         ];
     };
 }
 
-helper_table!(CsrRw, CsrRs, CsrRc, Ecall, Ebreak, Mret, Sret, Wfi, SfenceVma, Illegal);
+helper_table!(CsrRw, CsrRs, CsrRc, Ecall, Ebreak, Mret, Sret, Wfi, SfenceVma, Illegal, Fp, FpDyn, FpDirty);
 
-const _: () = assert!(Helper::Illegal as usize == HELPER_COUNT - 1);
+const _: () = assert!(Helper::FpDirty as usize == HELPER_COUNT - 1);
 
 unsafe extern "C" fn no_helper(
     ctx: *mut c_void,
@@ -489,8 +490,9 @@ impl VcpuContext {
         }
     }
 
-    fn helper(&mut self, cpu: &mut CpuState, h: Helper, a: u64, b: u64, imm: u64) -> HostResult {
-        let bits = if matches!(h, Helper::CsrRw | Helper::CsrRs | Helper::CsrRc) {
+    fn helper(&mut self, cpu: &mut CpuState, h: Helper, [a, b, c]: [u64; 3], imm: u64) -> HostResult {
+        let bits = if matches!(h, Helper::CsrRw | Helper::CsrRs | Helper::CsrRc | Helper::Fp | Helper::FpDyn)
+        {
             imm >> 32
         } else {
             imm & 0xffff_ffff
@@ -575,6 +577,24 @@ impl VcpuContext {
                 Err(_) => self.exception(cpu, Exception::Illegal, bits),
             },
             Helper::Illegal => self.exception(cpu, Exception::Illegal, bits),
+            Helper::Fp | Helper::FpDyn => {
+                let rm = if h == Helper::Fp { Some(fpu::static_rm(imm)) } else { fpu::dynamic_rm(cpu.fcsr) };
+                let Some(rm) = rm else { return self.exception(cpu, Exception::Illegal, bits) };
+                match fpu::execute(&mut cpu.fcsr, imm, rm, a, b, c) {
+                    Some(v) => HostResult::value(v),
+                    None => {
+                        self.error =
+                            Some(VmError::engine(format!("FP helper with a bad operation: imm {imm:#x}")));
+                        HostResult::flow(Flow::Exit(ExitReason::HostError))
+                    }
+                }
+            }
+            // The instruction has not run: it runs again, lowered for FS = Dirty.
+            Helper::FpDirty => {
+                self.hart.set_fs_dirty();
+                self.hart.sync_context(cpu);
+                HostResult::flow(Flow::Redirect)
+            }
         }
     }
 
