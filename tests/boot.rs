@@ -106,8 +106,13 @@ fn cpu_bound_benchmark_checks_its_own_answers() {
 
 #[test]
 fn delegated_trap_without_an_s_handler_names_stvec() {
-    // A raw image: delegate U ecalls to S, mret into U (MPP is U at reset), ecall; stvec is 0.
-    let words: [u32; 7] = [
+    // A raw image: let U reach memory (PMP entry 0: everything, RWX), delegate U ecalls to S,
+    // mret into U (MPP is U at reset), ecall; stvec is 0.
+    let words: [u32; 11] = [
+        0xfff0_0293, // li t0, -1
+        0x3b02_9073, // csrw pmpaddr0, t0
+        0x01f0_0293, // li t0, 0x1f (NAPOT, RWX)
+        0x3a02_9073, // csrw pmpcfg0, t0
         0x1000_0293, // li t0, 0x100
         0x3022_9073, // csrw medeleg, t0
         0x0000_0297, // auipc t0, 0
@@ -124,7 +129,7 @@ fn delegated_trap_without_an_s_handler_names_stvec() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         stderr(&out).trim_end(),
-        "vmhost: error: guest exception EcallU at pc 0x80000018 (stval 0x0) with no trap handler: stvec 0x0 is \
+        "vmhost: error: guest exception EcallU at pc 0x80000028 (stval 0x0) with no trap handler: stvec 0x0 is \
          not in RAM"
     );
 }

@@ -96,6 +96,11 @@ async fn random_page_tables_never_crash_the_host() {
     let handler = [
         0x0000_0297,     // auipc t0, 0
         csrw(0x305, T0), // mtvec = start
+        // PMP entry 0: all memory, RWX, so S-mode reaches whatever the page tables say.
+        addi(T1, 0, -1),
+        csrw(0x3b0, T1),
+        addi(T1, 0, 0x1f),
+        csrw(0x3a0, T1),
         slli(T1, S0, 13),
         xor(S0, S0, T1),
         srli(T1, S0, 7),

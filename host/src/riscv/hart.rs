@@ -6,7 +6,7 @@
 //!
 //! Translation is done by the host's TLB fill (`vcpu.rs` with `mmu.rs`); this module keeps the
 //! translation context in `CpuState` (privilege, `tb_flags`, `fetch_mmu`) in step with the
-//! privilege and `mstatus`. PMP entries are kept as QEMU keeps them but not enforced yet.
+//! privilege and `mstatus`. PMP entries are kept as QEMU keeps them and enforced by the TLB fill (`pmp.rs`).
 //!
 //! Engines execute IR on `CpuState`; whatever the IR cannot express (CSR access, `ecall`, xRET,
 //! faults) comes here through the helper calls defined in [`super::helper`]. The current privilege
@@ -541,6 +541,11 @@ impl Hart {
             _ => return Err(IllegalCsr),
         }
         Ok(())
+    }
+
+    /// The PMP entries, for the TLB's checks.
+    pub fn pmp(&self) -> super::pmp::Pmp {
+        super::pmp::Pmp { cfg: self.pmpcfg, addr: self.pmpaddr }
     }
 
     /// A `pmpcfg` byte, as QEMU 7.2 keeps it: a locked entry ignores writes; otherwise every bit

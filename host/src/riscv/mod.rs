@@ -12,5 +12,6 @@ pub mod hart;
 pub mod helper;
 pub mod lower;
 pub mod mmu;
+pub mod pmp;
 pub mod tlb;
 pub mod vcpu;

@@ -17,6 +17,7 @@ use crate::riscv::hart::{Exception, Hart, PRIV_M, PRIV_S, PRIV_U};
 use crate::riscv::helper::{CSR_RD_SHIFT, HELPER_COUNT, Helper};
 use crate::riscv::lower;
 use crate::riscv::mmu::{self, PteMemory};
+use crate::riscv::pmp::{Pmp, PmpAccess};
 use crate::riscv::tlb::{self, Fill, Tlb};
 use std::cell::UnsafeCell;
 use std::ffi::c_void;
@@ -112,16 +113,35 @@ fn contained(
     }
 }
 
-/// Page-table memory for the walker: RAM only; anything else is an access fault.
-struct RamPtes(GuestRam);
+/// Page-table memory for the walker: RAM that PMP lets S-mode read (and write, for A/D updates),
+/// as the walk's implicit accesses are S-mode's; anything else is an access fault.
+struct RamPtes {
+    ram: GuestRam,
+    pmp: Pmp,
+}
 
 impl PteMemory for RamPtes {
     fn read_pte(&self, paddr: u64) -> Option<u64> {
-        self.0.load_atomic(paddr, 8, MemoryOrder::Acquire)
+        if !self.pmp.allows(paddr, 8, PmpAccess::Read, PRIV_S) {
+            return None;
+        }
+        self.ram.load_atomic(paddr, 8, MemoryOrder::Acquire)
     }
     fn cas_pte(&self, paddr: u64, current: u64, new: u64) -> Option<Result<u64, u64>> {
-        let old = self.0.compare_exchange(paddr, 8, current, new, MemoryOrder::SeqCst)?;
+        if !self.pmp.allows(paddr, 8, PmpAccess::Write, PRIV_S) {
+            return None;
+        }
+        let old = self.ram.compare_exchange(paddr, 8, current, new, MemoryOrder::SeqCst)?;
         Some(if old == current { Ok(old) } else { Err(old) })
+    }
+}
+
+/// The privilege PMP checks an access of MMU mode `mmu` with.
+fn pmp_privilege(mmu: u8) -> u8 {
+    match mmu {
+        tlb::MMU_U => PRIV_U,
+        tlb::MMU_S | tlb::MMU_S_SUM => PRIV_S,
+        _ => PRIV_M,
     }
 }
 
@@ -208,10 +228,12 @@ unsafe extern "C" fn no_helper(
 }
 
 impl VcpuContext {
-    /// Translates a virtual address for `access` in MMU mode `mmu`.
+    /// Translates a virtual address for an `access` of `size` bytes in MMU mode `mmu`, and checks
+    /// the physical range against PMP (a denial is an access fault).
     fn walk(
         &self,
         vaddr: u64,
+        size: u64,
         mmu: u8,
         access: mmu::Access,
     ) -> Result<(Target, mmu::Translation), mmu::Fault> {
@@ -226,22 +248,43 @@ impl VcpuContext {
             privilege,
             sum: mmu == tlb::MMU_S_SUM,
             mxr: self.hart.mstatus & crate::riscv::csr::MSTATUS_MXR != 0,
-            mem: &RamPtes(self.ram),
+            mem: &RamPtes { ram: self.ram, pmp: self.hart.pmp() },
         };
         let t = mmu::translate(&walk, vaddr)?;
+        let kind = match access {
+            mmu::Access::Load => PmpAccess::Read,
+            mmu::Access::Store => PmpAccess::Write,
+            mmu::Access::Fetch => PmpAccess::Exec,
+        };
+        if !self.hart.pmp().allows(t.paddr, size, kind, pmp_privilege(mmu)) {
+            return Err(mmu::Fault { kind: mmu::FaultKind::Access, access, tval: vaddr });
+        }
         Ok((Target { paddr: t.paddr, host: self.ram.host_ptr(t.paddr, 1) }, t))
     }
 
-    /// Translates and, for RAM, caches the page in the TLB. A device page is never cached.
-    fn resolve(&mut self, vaddr: u64, mmu: u8, access: mmu::Access) -> Result<Target, mmu::Fault> {
-        let (target, t) = self.walk(vaddr, mmu, access)?;
-        if let Some(host) = target.host {
-            let rights = Fill {
-                read: t.allowed.read,
-                write: t.cache_write(),
-                exec: t.allowed.exec,
-                code: self.code.is_code(target.paddr),
-            };
+    /// The rights the TLB may cache for the page of `t` in mode `mmu`: the walk's, within what PMP
+    /// grants for the whole page, or none when PMP treats parts of the page differently.
+    fn cacheable(&self, t: &mmu::Translation, mmu: u8) -> Option<(bool, bool, bool)> {
+        let pmp = self.hart.pmp();
+        let page = t.paddr & PAGE_MASK;
+        if !pmp.uniform(page) {
+            return None;
+        }
+        let p = pmp_privilege(mmu);
+        let ok = |a| pmp.allows(page, PAGE_SIZE, a, p);
+        Some((
+            t.allowed.read && ok(PmpAccess::Read),
+            t.cache_write() && ok(PmpAccess::Write),
+            t.allowed.exec && ok(PmpAccess::Exec),
+        ))
+    }
+
+    /// Translates and, for RAM, caches the page in the TLB. A device page is never cached, nor a
+    /// page that PMP splits.
+    fn resolve(&mut self, vaddr: u64, size: u64, mmu: u8, access: mmu::Access) -> Result<Target, mmu::Fault> {
+        let (target, t) = self.walk(vaddr, size, mmu, access)?;
+        if let (Some(host), Some((read, write, exec))) = (target.host, self.cacheable(&t, mmu)) {
+            let rights = Fill { read, write, exec, code: self.code.is_code(target.paddr) };
             let host_page = (host as u64) & PAGE_MASK;
             let superpage = t.page_size != mmu::PageSize::Size4K;
             self.tlb.fill(mmu, vaddr, host_page, rights, superpage);
@@ -263,8 +306,18 @@ impl VcpuContext {
             let mut fetch16 = |a: u64| {
                 let vpage = a & PAGE_MASK;
                 let host_page = match pages.iter().find(|p| p.0 == vpage) {
+                    // A page PMP splits is checked halfword by halfword.
+                    Some(p) if !this.hart.pmp().uniform(p.1) => {
+                        match this.walk(a, 2, mode, mmu::Access::Fetch) {
+                            Ok(_) => p.2,
+                            Err(f) => {
+                                fault = Some((Exception::of_fault(&f), f.tval));
+                                return None;
+                            }
+                        }
+                    }
                     Some(p) => p.2,
-                    None => match this.walk(a, mode, mmu::Access::Fetch) {
+                    None => match this.walk(a, 2, mode, mmu::Access::Fetch) {
                         Ok((Target { paddr, host: Some(host) }, _)) => {
                             let host_page = host as u64 & PAGE_MASK;
                             pages.push((vpage, paddr & PAGE_MASK, host_page));
@@ -306,10 +359,11 @@ impl VcpuContext {
                 self.code.protect_elsewhere(self.hart_index);
             }
             // The fetch TLB entry, so an engine can find code for a virtual pc without a call.
-            let exec = Fill { read: false, write: false, exec: true, code: true };
-            if let Ok((_, t)) = self.walk(vpage, mode, mmu::Access::Fetch) {
-                let exec = Fill { read: t.allowed.read, write: t.cache_write(), ..exec };
-                self.tlb.fill(mode, vpage, host_page, exec, t.page_size != mmu::PageSize::Size4K);
+            if let Ok((_, t)) = self.walk(vpage, 1, mode, mmu::Access::Fetch)
+                && let Some((read, write, exec)) = self.cacheable(&t, mode)
+            {
+                let rights = Fill { read, write, exec, code: true };
+                self.tlb.fill(mode, vpage, host_page, rights, t.page_size != mmu::PageSize::Size4K);
             }
         }
         Ok(block)
@@ -334,7 +388,7 @@ impl VcpuContext {
             }
             return HostResult::value(v);
         }
-        let t = match self.resolve(vaddr, access.mmu, mmu::Access::Load) {
+        let t = match self.resolve(vaddr, u64::from(size), access.mmu, mmu::Access::Load) {
             Ok(t) => t,
             Err(f) => return self.exception(cpu, Exception::of_fault(&f), f.tval),
         };
@@ -359,7 +413,7 @@ impl VcpuContext {
             // Both pages are checked before any byte is written, so a fault stores nothing.
             let last = vaddr.wrapping_add(u64::from(size) - 1);
             for probe in [vaddr, last] {
-                if let Err(f) = self.walk(probe, access.mmu, mmu::Access::Store) {
+                if let Err(f) = self.walk(probe, 1, access.mmu, mmu::Access::Store) {
                     return self.exception(cpu, Exception::of_fault(&f), f.tval);
                 }
             }
@@ -372,7 +426,7 @@ impl VcpuContext {
             }
             return HostResult::value(0);
         }
-        let t = match self.resolve(vaddr, access.mmu, mmu::Access::Store) {
+        let t = match self.resolve(vaddr, u64::from(size), access.mmu, mmu::Access::Store) {
             Ok(t) => t,
             Err(f) => return self.exception(cpu, Exception::of_fault(&f), f.tval),
         };
@@ -412,7 +466,7 @@ impl VcpuContext {
 
     /// Whether `vaddr` translates to RAM (a fault counts as RAM: the byte-wise path raises it).
     fn starts_in_ram(&self, vaddr: u64, mmu: u8, access: mmu::Access) -> bool {
-        self.walk(vaddr, mmu, access).map_or(true, |(t, _)| t.host.is_some())
+        self.walk(vaddr, 1, mmu, access).map_or(true, |(t, _)| t.host.is_some())
     }
 
     /// After a write to RAM: invalidates code on the page, and lets later stores to it hit.
@@ -424,7 +478,7 @@ impl VcpuContext {
 
     /// The length of the instruction at `cpu.pc`, read back through the fetch translation.
     fn insn_len(&mut self, cpu: &CpuState) -> Option<u64> {
-        let (t, _) = self.walk(cpu.pc, cpu.fetch_mmu, mmu::Access::Fetch).ok()?;
+        let (t, _) = self.walk(cpu.pc, 1, cpu.fetch_mmu, mmu::Access::Fetch).ok()?;
         let half = read_host(t.host?, 1);
         Some(if half & 3 == 3 { 4 } else { 2 })
     }
@@ -446,7 +500,7 @@ impl VcpuContext {
         if !matches!(size, 4 | 8) || !vaddr.is_multiple_of(u64::from(size)) {
             return self.exception(cpu, misaligned, vaddr);
         }
-        let t = match self.resolve(vaddr, req.access.mmu, access) {
+        let t = match self.resolve(vaddr, u64::from(size), req.access.mmu, access) {
             Ok(t) => t,
             Err(f) => return self.exception(cpu, Exception::of_fault(&f), f.tval),
         };
@@ -499,15 +553,19 @@ impl VcpuContext {
         };
         match h {
             Helper::CsrRw | Helper::CsrRs | Helper::CsrRc => {
-                let (satp, mstatus, flags) = (self.hart.satp, self.hart.mstatus, cpu.tb_flags);
+                let (satp, mstatus, flags, pmp) =
+                    (self.hart.satp, self.hart.mstatus, cpu.tb_flags, self.hart.pmp());
                 let old = match self.hart.csr_op(cpu, h.id(), a, imm) {
                     Ok(old) => old,
                     Err(_) => return self.exception(cpu, Exception::Illegal, bits),
                 };
-                // New mappings (satp) or permissions (MXR): cached translations are stale, and
+                // New mappings (satp) or permissions (MXR, PMP): cached translations are stale, and
                 // the block ends after this instruction, so the engine hears of it at once.
                 let mxr = crate::riscv::csr::MSTATUS_MXR;
-                if self.hart.satp != satp || (self.hart.mstatus ^ mstatus) & mxr != 0 {
+                if self.hart.satp != satp
+                    || (self.hart.mstatus ^ mstatus) & mxr != 0
+                    || self.hart.pmp() != pmp
+                {
                     self.tlb.flush();
                     self.attention.fetch_or(attn::FLUSH_VIRT, Ordering::SeqCst);
                 }
