@@ -167,3 +167,60 @@ async fn random_page_tables_never_crash_the_host() {
         }
     }
 }
+
+fn s_type(f3: u32, rs2: u32, rs1: u32, imm: i32) -> u32 {
+    let imm = imm as u32 & 0xfff;
+    ((imm >> 5) << 25) | (rs2 << 20) | (rs1 << 15) | (f3 << 12) | ((imm & 0x1f) << 7) | 0x23
+}
+fn csrr(rd: u32, csr: u32) -> u32 {
+    (csr << 20) | (2 << 12) | (rd << 7) | 0x73
+}
+
+/// An interrupt storm: the UART's THRE interrupt, routed through the PLIC to M-mode with MEIE and
+/// MIE set, and a handler that never claims it, so it is taken again at once, forever. The host
+/// stays in control: the run pauses at its instruction limit, having taken the external
+/// interrupt (mcause 11 with the interrupt bit) over and over.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupt_storm_through_the_plic_leaves_the_host_in_control() {
+    const T0: u32 = 5;
+    const T1: u32 = 6;
+    const T2: u32 = 7;
+    const S1: u32 = 9;
+    let code = [
+        0x0000_0297,       // auipc t0, 0
+        addi(T0, T0, 0),   // + the handler's offset, patched below
+        csrw(0x305, T0),   // mtvec
+        lui(T1, 0x0c00_0), // t1 = PLIC base
+        addi(T2, 0, 1),
+        s_type(2, T2, T1, 4 * 10), // priority[10] = 1
+        lui(T0, 0x0c00_2),         // the M context's enables
+        addi(T2, 0, 1 << 10),
+        s_type(2, T2, T0, 0), // enable source 10
+        lui(T0, 0x1000_0),    // UART
+        addi(T2, 0, 2),
+        s_type(0, T2, T0, 1), // IER = THRE: the line rises at once
+        lui(T2, 1),
+        addi(T2, T2, -0x800),                          // 0x800: MEIE
+        (0x304 << 20) | (T2 << 15) | (2 << 12) | 0x73, // csrrs x0, mie, t2
+    ];
+    let mut words = code.to_vec();
+    words.push(0x3004_6073); // csrsi mstatus, 8 (MIE)
+    words.push(0x0000_006f); // j . (never left but for the handler)
+    let handler_at = words.len() as i32;
+    words[1] = addi(T0, T0, 4 * handler_at);
+    words.push(csrr(T1, 0x342)); // t1 = mcause
+    words.push(addi(S1, S1, 1)); // count
+    words.push(0x3020_0073); // mret, the line still high
+    let dir = scratch("hostile-storm");
+    let kernel = dir.join("storm.bin");
+    std::fs::write(&kernel, words.iter().flat_map(|w| w.to_le_bytes()).collect::<Vec<u8>>()).unwrap();
+    let toml = write_vm_toml(&dir, &kernel, "interp", UART);
+    let mut vm = Vm::new(&VmConfig::load(&toml).unwrap()).unwrap();
+    vm.start().unwrap();
+    let r = within(vm.run_until(1_000_000)).await;
+    vm.shutdown().unwrap();
+    assert_eq!(r.unwrap(), Outcome::Paused);
+    let cpu = vm.cpu();
+    assert_eq!(cpu.x[T1 as usize], (1 << 63) | 11, "the machine external interrupt");
+    assert!(cpu.x[S1 as usize] > 100_000, "taken {} times", cpu.x[S1 as usize]);
+}
