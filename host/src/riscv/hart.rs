@@ -109,8 +109,6 @@ const ENVCFG_FIOM: u64 = 1;
 const PMP_L: u8 = 0x80;
 const PMP_A: u8 = 0x18;
 const PMP_A_TOR: u8 = 0x08;
-/// PMP entries (16, as QEMU 7.2).
-const PMP_ENTRIES: usize = 16;
 
 /// Privileged state of one hart.
 pub struct Hart {
@@ -154,10 +152,10 @@ pub struct Hart {
     pub scounteren: u32,
     menvcfg: u64,
     senvcfg: u64,
-    /// `pmpcfg` bytes, entry by entry.
-    pmpcfg: [u8; PMP_ENTRIES],
-    /// `pmpaddr0..15`.
-    pmpaddr: [u64; PMP_ENTRIES],
+    /// `pmpcfg` bytes and `pmpaddr0..15`.
+    pmp: super::pmp::Pmp,
+    /// PMP CSR writes so far, so a change is noticed without comparing the entries.
+    pmp_writes: u64,
     /// `minstret` minus `cpu.instret` (set by writes to `minstret`).
     instret_offset: u64,
     /// `mcycle` minus `cpu.instret`: the hart counts one cycle per instruction.
@@ -201,8 +199,8 @@ impl Hart {
             scounteren: 0,
             menvcfg: 0,
             senvcfg: 0,
-            pmpcfg: [0; PMP_ENTRIES],
-            pmpaddr: [0; PMP_ENTRIES],
+            pmp: super::pmp::Pmp::default(),
+            pmp_writes: 0,
             instret_offset: 0,
             cycle_offset: 0,
             external,
@@ -453,9 +451,9 @@ impl Hart {
             MIP => self.mip(),
             PMPCFG0 | PMPCFG2 => {
                 let first = usize::from(csr - PMPCFG0) * 4;
-                (0..8).fold(0, |v, i| v | u64::from(self.pmpcfg[first + i]) << (8 * i))
+                (0..8).fold(0, |v, i| v | u64::from(self.pmp.cfg[first + i]) << (8 * i))
             }
-            PMPADDR0..=PMPADDR15 => self.pmpaddr[usize::from(csr - PMPADDR0)],
+            PMPADDR0..=PMPADDR15 => self.pmp.addr[usize::from(csr - PMPADDR0)],
             MCYCLE => cpu.instret.wrapping_add(self.cycle_offset),
             MINSTRET => cpu.instret.wrapping_add(self.instret_offset),
             // Event counters, their events and the inhibit bits: implemented as read-only zero,
@@ -544,25 +542,32 @@ impl Hart {
     }
 
     /// The PMP entries, for the TLB's checks.
-    pub fn pmp(&self) -> super::pmp::Pmp {
-        super::pmp::Pmp { cfg: self.pmpcfg, addr: self.pmpaddr }
+    pub fn pmp(&self) -> &super::pmp::Pmp {
+        &self.pmp
+    }
+
+    /// How many PMP CSR writes there have been: when it changes, permissions may have.
+    pub fn pmp_writes(&self) -> u64 {
+        self.pmp_writes
     }
 
     /// A `pmpcfg` byte, as QEMU 7.2 keeps it: a locked entry ignores writes; otherwise every bit
     /// is stored as written (QEMU 7.2 keeps W without R and the reserved bits too).
     fn pmpcfg_write(&mut self, i: usize, v: u8) {
-        if self.pmpcfg[i] & PMP_L == 0 {
-            self.pmpcfg[i] = v;
+        self.pmp_writes += 1;
+        if self.pmp.cfg[i] & PMP_L == 0 {
+            self.pmp.cfg[i] = v;
         }
     }
 
     /// A `pmpaddr`, as QEMU 7.2 keeps it: ignored when its entry is locked, or when the next
     /// entry is a locked TOR (whose base it is); all 64 bits are stored.
     fn pmpaddr_write(&mut self, i: usize, v: u64) {
+        self.pmp_writes += 1;
         let next_locked_tor =
-            self.pmpcfg.get(i + 1).is_some_and(|&c| c & PMP_L != 0 && c & PMP_A == PMP_A_TOR);
-        if self.pmpcfg[i] & PMP_L == 0 && !next_locked_tor {
-            self.pmpaddr[i] = v;
+            self.pmp.cfg.get(i + 1).is_some_and(|&c| c & PMP_L != 0 && c & PMP_A == PMP_A_TOR);
+        if self.pmp.cfg[i] & PMP_L == 0 && !next_locked_tor {
+            self.pmp.addr[i] = v;
         }
     }
 }
@@ -1039,12 +1044,12 @@ mod tests {
         wr(&mut h, &mut cpu, PMPADDR0 + 7, 0x5000).unwrap();
         wr(&mut h, &mut cpu, PMPCFG0, 0x000d_0000_0000_001f).unwrap();
         assert_eq!(rd(&mut h, &mut cpu, PMPCFG0), Ok(0x880d_0000_0000_001f));
-        assert_eq!((h.pmpaddr[6], h.pmpaddr[7]), (0x1000, 0));
+        assert_eq!((h.pmp.addr[6], h.pmp.addr[7]), (0x1000, 0));
         // Entry 15 locked but OFF: pmpaddr14 stays writable; pmpaddr15 does not.
         wr(&mut h, &mut cpu, PMPCFG2, 0x80 << 56).unwrap();
         wr(&mut h, &mut cpu, PMPADDR15, 1).unwrap();
         wr(&mut h, &mut cpu, PMPADDR0 + 14, 2).unwrap();
-        assert_eq!((h.pmpaddr[14], h.pmpaddr[15]), (2, 0));
+        assert_eq!((h.pmp.addr[14], h.pmp.addr[15]), (2, 0));
         // RV64 has no odd pmpcfg, and only 16 entries; PMP CSRs are M-only.
         for csr in [0x3a1, 0x3a3, 0x3a4, 0x3c0] {
             assert_eq!(rd(&mut h, &mut cpu, csr), Err(IllegalCsr), "{csr:#x}");

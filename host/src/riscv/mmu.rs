@@ -269,7 +269,8 @@ impl Translation {
         self.allowed.write && self.dirty
     }
 
-    fn identity(vaddr: u64) -> Translation {
+    /// What no translation gives: the same address, everything allowed (PMP aside).
+    pub fn identity(vaddr: u64) -> Translation {
         Translation {
             paddr: vaddr,
             page_size: PageSize::Size4K,

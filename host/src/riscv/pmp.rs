@@ -64,6 +64,11 @@ impl Pmp {
 
     /// Whether `privilege` (0 U, 1 S, 3 M) may do `access` on `size` bytes at `paddr`.
     pub fn allows(&self, paddr: u64, size: u64, access: PmpAccess, privilege: u8) -> bool {
+        // Only a locked entry can refuse M: without one, M may do anything (the common case on
+        // every device access M-mode firmware makes).
+        if privilege == 3 && self.cfg.iter().all(|c| c & L == 0) {
+            return true;
+        }
         let (lo, hi) = (u128::from(paddr), u128::from(paddr) + u128::from(size.max(1)));
         for i in 0..16 {
             let Some((start, end)) = self.range(i) else { continue };

@@ -115,12 +115,12 @@ fn contained(
 
 /// Page-table memory for the walker: RAM that PMP lets S-mode read (and write, for A/D updates),
 /// as the walk's implicit accesses are S-mode's; anything else is an access fault.
-struct RamPtes {
+struct RamPtes<'a> {
     ram: GuestRam,
-    pmp: Pmp,
+    pmp: &'a Pmp,
 }
 
-impl PteMemory for RamPtes {
+impl PteMemory for RamPtes<'_> {
     fn read_pte(&self, paddr: u64) -> Option<u64> {
         if !self.pmp.allows(paddr, 8, PmpAccess::Read, PRIV_S) {
             return None;
@@ -250,7 +250,9 @@ impl VcpuContext {
             mxr: self.hart.mstatus & crate::riscv::csr::MSTATUS_MXR != 0,
             mem: &RamPtes { ram: self.ram, pmp: self.hart.pmp() },
         };
-        let t = mmu::translate(&walk, vaddr)?;
+        // M-mode (or MPRV to M) is never translated: skip building the walk.
+        let t =
+            if mmu == tlb::MMU_M { mmu::Translation::identity(vaddr) } else { mmu::translate(&walk, vaddr)? };
         let kind = match access {
             mmu::Access::Load => PmpAccess::Read,
             mmu::Access::Store => PmpAccess::Write,
@@ -283,7 +285,9 @@ impl VcpuContext {
     /// page that PMP splits.
     fn resolve(&mut self, vaddr: u64, size: u64, mmu: u8, access: mmu::Access) -> Result<Target, mmu::Fault> {
         let (target, t) = self.walk(vaddr, size, mmu, access)?;
-        if let (Some(host), Some((read, write, exec))) = (target.host, self.cacheable(&t, mmu)) {
+        if let Some(host) = target.host
+            && let Some((read, write, exec)) = self.cacheable(&t, mmu)
+        {
             let rights = Fill { read, write, exec, code: self.code.is_code(target.paddr) };
             let host_page = (host as u64) & PAGE_MASK;
             let superpage = t.page_size != mmu::PageSize::Size4K;
@@ -554,7 +558,7 @@ impl VcpuContext {
         match h {
             Helper::CsrRw | Helper::CsrRs | Helper::CsrRc => {
                 let (satp, mstatus, flags, pmp) =
-                    (self.hart.satp, self.hart.mstatus, cpu.tb_flags, self.hart.pmp());
+                    (self.hart.satp, self.hart.mstatus, cpu.tb_flags, self.hart.pmp_writes());
                 let old = match self.hart.csr_op(cpu, h.id(), a, imm) {
                     Ok(old) => old,
                     Err(_) => return self.exception(cpu, Exception::Illegal, bits),
@@ -564,7 +568,7 @@ impl VcpuContext {
                 let mxr = crate::riscv::csr::MSTATUS_MXR;
                 if self.hart.satp != satp
                     || (self.hart.mstatus ^ mstatus) & mxr != 0
-                    || self.hart.pmp() != pmp
+                    || self.hart.pmp_writes() != pmp
                 {
                     self.tlb.flush();
                     self.attention.fetch_or(attn::FLUSH_VIRT, Ordering::SeqCst);
