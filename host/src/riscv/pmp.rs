@@ -64,10 +64,10 @@ impl Pmp {
 
     /// Whether `privilege` (0 U, 1 S, 3 M) may do `access` on `size` bytes at `paddr`.
     pub fn allows(&self, paddr: u64, size: u64, access: PmpAccess, privilege: u8) -> bool {
-        // Only a locked entry can refuse M: without one, M may do anything (the common case on
-        // every device access M-mode firmware makes).
-        if privilege == 3 && self.cfg.iter().all(|c| c & L == 0) {
-            return true;
+        // With no entry active, nothing matches: M may do anything (the common case for bare
+        // M-mode guests), S and U nothing.
+        if self.cfg.iter().all(|c| (c >> A_SHIFT) & 3 == OFF) {
+            return privilege == 3;
         }
         let (lo, hi) = (u128::from(paddr), u128::from(paddr) + u128::from(size.max(1)));
         for i in 0..16 {
@@ -134,6 +134,7 @@ mod tests {
         p.addr[3] = u64::MAX >> 10;
         assert!(!p.allows(0x8000_1000, 4, PmpAccess::Read, 1), "S in the firmware's region");
         assert!(p.allows(0x8000_1000, 4, PmpAccess::Write, 3), "M, entry not locked");
+        assert!(!p.allows(0x8007_fffc, 8, PmpAccess::Read, 3), "M too fails a partial match");
         assert!(p.allows(0x8008_0000, 8, PmpAccess::Exec, 1), "past it: entry 3");
         assert!(!p.allows(0x8007_fffc, 8, PmpAccess::Read, 1), "straddles entry 0's end");
         assert!(p.allows(0x1000_0ff8, 8, PmpAccess::Write, 0));
