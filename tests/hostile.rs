@@ -187,16 +187,16 @@ async fn an_interrupt_storm_through_the_plic_leaves_the_host_in_control() {
     const T2: u32 = 7;
     const S1: u32 = 9;
     let code = [
-        0x0000_0297,       // auipc t0, 0
-        addi(T0, T0, 0),   // + the handler's offset, patched below
-        csrw(0x305, T0),   // mtvec
-        lui(T1, 0x0c00_0), // t1 = PLIC base
+        0x0000_0297,     // auipc t0, 0
+        addi(T0, T0, 0), // + the handler's offset, patched below
+        csrw(0x305, T0), // mtvec
+        lui(T1, 0xc000), // t1 = PLIC base
         addi(T2, 0, 1),
         s_type(2, T2, T1, 4 * 10), // priority[10] = 1
-        lui(T0, 0x0c00_2),         // the M context's enables
+        lui(T0, 0xc002),           // the M context's enables
         addi(T2, 0, 1 << 10),
         s_type(2, T2, T0, 0), // enable source 10
-        lui(T0, 0x1000_0),    // UART
+        lui(T0, 0x10000),     // UART
         addi(T2, 0, 2),
         s_type(0, T2, T0, 1), // IER = THRE: the line rises at once
         lui(T2, 1),
