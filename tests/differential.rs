@@ -5,7 +5,6 @@
 //! CSRs of M and S) whose legalised values must match. Skips, saying why, when the cross toolchain
 //! or QEMU is missing.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use vm_tests::*;
 
@@ -226,37 +225,6 @@ fn privileged_program(seed: u64, n: usize) -> String {
     text + DUMP
 }
 
-fn assemble(gcc: &Path, dir: &Path, name: &str, source: &str) -> PathBuf {
-    let src = dir.join(format!("{name}.S"));
-    let elf = dir.join(format!("{name}.elf"));
-    std::fs::write(&src, source).unwrap();
-    // _start first at the start of RAM: where QEMU's -bios none starts, whatever the ELF entry.
-    let script = dir.join("link.ld");
-    std::fs::write(
-        &script,
-        "ENTRY(_start)\nSECTIONS {\n . = 0x80000000;\n .text : { *(.text) }\n .bss : { *(.bss) }\n}\n",
-    )
-    .unwrap();
-    let out = Command::new(gcc)
-        .args([
-            "-march=rv64imac_zicsr",
-            "-mabi=lp64",
-            "-mcmodel=medany",
-            "-nostdlib",
-            "-nostartfiles",
-            "-static",
-        ])
-        .arg("-T")
-        .arg(&script)
-        .args(["-Wl,--no-warn-rwx-segments", "-o"])
-        .arg(&elf)
-        .arg(&src)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "assembling {name}: {}", String::from_utf8_lossy(&out.stderr));
-    elf
-}
-
 /// Runs each program on QEMU and vmhost and compares the 30 registers they print.
 fn compare_with_qemu(name: &str, qemu_cpu: &str, programs: impl Iterator<Item = (u64, String)>) {
     let (Some(gcc), Some(qemu)) = (which("riscv64-unknown-elf-gcc"), which("qemu-system-riscv64")) else {
@@ -267,7 +235,7 @@ fn compare_with_qemu(name: &str, qemu_cpu: &str, programs: impl Iterator<Item = 
     };
     let dir = scratch(name);
     for (seed, source) in programs {
-        let elf = assemble(&gcc, &dir, &format!("random-{seed}"), &source);
+        let elf = assemble(&gcc, &dir, &format!("random-{seed}"), &source, "rv64imac_zicsr");
         let child = Command::new(&qemu)
             .args(["-machine", "virt", "-cpu", qemu_cpu, "-bios", "none", "-nographic", "-kernel"])
             .arg(&elf)

@@ -5,7 +5,6 @@
 //! toolchain and run on vmhost and `qemu-system-riscv64 -machine virt -bios none`: both must print
 //! the same `x` and `f` registers and `fcsr`. Skips, saying why, when a tool is missing.
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use vm_tests::*;
 
@@ -207,36 +206,6 @@ fn program(seed: u64, n: usize) -> String {
     text + "    j dump\n" + DUMP
 }
 
-fn assemble(gcc: &Path, dir: &Path, name: &str, source: &str) -> PathBuf {
-    let src = dir.join(format!("{name}.S"));
-    let elf = dir.join(format!("{name}.elf"));
-    std::fs::write(&src, source).unwrap();
-    let script = dir.join("link.ld");
-    std::fs::write(
-        &script,
-        "ENTRY(_start)\nSECTIONS {\n . = 0x80000000;\n .text : { *(.text) }\n .bss : { *(.bss) }\n}\n",
-    )
-    .unwrap();
-    let out = Command::new(gcc)
-        .args([
-            "-march=rv64imafdc_zicsr",
-            "-mabi=lp64",
-            "-mcmodel=medany",
-            "-nostdlib",
-            "-nostartfiles",
-            "-static",
-        ])
-        .arg("-T")
-        .arg(&script)
-        .args(["-Wl,--no-warn-rwx-segments", "-o"])
-        .arg(&elf)
-        .arg(&src)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "assembling {name}: {}", String::from_utf8_lossy(&out.stderr));
-    elf
-}
-
 /// Names dump line `i`.
 fn what(i: usize) -> String {
     let at = format!("checkpoint {}", i / WORDS);
@@ -260,7 +229,7 @@ fn random_fp_streams_match_qemu() {
     };
     let dir = scratch("differential-fp");
     for seed in 1..=16u64 {
-        let elf = assemble(&gcc, &dir, &format!("random-{seed}"), &program(seed, N));
+        let elf = assemble(&gcc, &dir, &format!("random-{seed}"), &program(seed, N), "rv64imafdc_zicsr");
         let child = Command::new(&qemu)
             .args(["-machine", "virt", "-bios", "none", "-nographic", "-kernel"])
             .arg(&elf)

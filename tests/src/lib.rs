@@ -224,3 +224,30 @@ pub fn build_plugin_crate(dir: &Path, out: &Path) -> PathBuf {
     std::fs::copy(target.join("release").join(&file), out.join(&file)).expect("copy the plugin library");
     out.join(file)
 }
+
+/// Assembles `source` (GNU as syntax, `_start` first) with `-march=march` into `dir/name.elf`,
+/// linked so that `_start` is at the start of RAM, where QEMU's `-bios none` starts whatever the
+/// ELF's entry. Panics with the assembler's message if it fails.
+pub fn assemble(gcc: &Path, dir: &Path, name: &str, source: &str, march: &str) -> PathBuf {
+    let src = dir.join(format!("{name}.S"));
+    let elf = dir.join(format!("{name}.elf"));
+    std::fs::write(&src, source).unwrap();
+    let script = dir.join("link.ld");
+    std::fs::write(
+        &script,
+        "ENTRY(_start)\nSECTIONS {\n . = 0x80000000;\n .text : { *(.text) }\n .bss : { *(.bss) }\n}\n",
+    )
+    .unwrap();
+    let out = Command::new(gcc)
+        .arg(format!("-march={march}"))
+        .args(["-mabi=lp64", "-mcmodel=medany", "-nostdlib", "-nostartfiles", "-static"])
+        .arg("-T")
+        .arg(&script)
+        .args(["-Wl,--no-warn-rwx-segments", "-o"])
+        .arg(&elf)
+        .arg(&src)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "assembling {name}: {}", String::from_utf8_lossy(&out.stderr));
+    elf
+}
