@@ -237,22 +237,21 @@ impl VcpuContext {
         mmu: u8,
         access: mmu::Access,
     ) -> Result<(Target, mmu::Translation), mmu::Fault> {
-        let privilege = match mmu {
-            tlb::MMU_U => mmu::Privilege::User,
-            tlb::MMU_S | tlb::MMU_S_SUM => mmu::Privilege::Supervisor,
-            _ => mmu::Privilege::Machine,
+        // M-mode (or MPRV to M) is never translated.
+        let t = if mmu == tlb::MMU_M {
+            mmu::Translation::identity(vaddr)
+        } else {
+            let privilege = if mmu == tlb::MMU_U { mmu::Privilege::User } else { mmu::Privilege::Supervisor };
+            let walk = mmu::Walk {
+                satp: self.hart.satp,
+                access,
+                privilege,
+                sum: mmu == tlb::MMU_S_SUM,
+                mxr: self.hart.mstatus & crate::riscv::csr::MSTATUS_MXR != 0,
+                mem: &RamPtes { ram: self.ram, pmp: self.hart.pmp() },
+            };
+            mmu::translate(&walk, vaddr)?
         };
-        let walk = mmu::Walk {
-            satp: self.hart.satp,
-            access,
-            privilege,
-            sum: mmu == tlb::MMU_S_SUM,
-            mxr: self.hart.mstatus & crate::riscv::csr::MSTATUS_MXR != 0,
-            mem: &RamPtes { ram: self.ram, pmp: self.hart.pmp() },
-        };
-        // M-mode (or MPRV to M) is never translated: skip building the walk.
-        let t =
-            if mmu == tlb::MMU_M { mmu::Translation::identity(vaddr) } else { mmu::translate(&walk, vaddr)? };
         let kind = match access {
             mmu::Access::Load => PmpAccess::Read,
             mmu::Access::Store => PmpAccess::Write,
