@@ -31,25 +31,7 @@ next_reg:
     slli x7, x5, 3
     add x7, x7, x31
     ld x8, 0(x7)
-    li x9, 60
-next_digit:
-    srl x10, x8, x9
-    andi x10, x10, 15
-    li x11, 10
-    blt x10, x11, 1f
-    addi x10, x10, 39
-1:  addi x10, x10, 48
-2:  lbu x12, 5(x6)
-    andi x12, x12, 0x20
-    beqz x12, 2b
-    sb x10, 0(x6)
-    addi x9, x9, -4
-    bgez x9, next_digit
-3:  lbu x12, 5(x6)
-    andi x12, x12, 0x20
-    beqz x12, 3b
-    li x10, 10
-    sb x10, 0(x6)
+    print_hex
     addi x5, x5, 1
     li x11, 31
     blt x5, x11, next_reg
@@ -97,7 +79,7 @@ fn program(seed: u64, n: usize) -> String {
         };
         text += &format!("    {line}\n");
     }
-    text + DUMP
+    text + PRINT_HEX + DUMP
 }
 
 const AMOS: &[&str] =
@@ -150,7 +132,7 @@ fn atomic_program(seed: u64, n: usize) -> String {
     for x in 1..=28 {
         text += &format!("    ld x{x}, {}(x30)\n    xor x{x}, x{x}, x{}\n", 8 * x, 1 + (x % 28));
     }
-    text + DUMP + "    .balign 8\narea: .space 520\n"
+    text + PRINT_HEX + DUMP + "    .balign 8\narea: .space 520\n"
 }
 
 /// CSRs a privileged program reads and writes, with the bits its random values may set: the
@@ -222,7 +204,7 @@ fn privileged_program(seed: u64, n: usize) -> String {
     for (i, (csr, _)) in PRIV_CSRS.iter().enumerate() {
         text += &format!("    csrr x29, {csr}\n    xor x{0}, x{0}, x29\n", 1 + i % 28);
     }
-    text + DUMP
+    text + PRINT_HEX + DUMP
 }
 
 /// Runs each program on QEMU and vmhost and compares the 30 registers they print.

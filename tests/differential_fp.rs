@@ -32,25 +32,7 @@ dump:
     li x6, 0x10000000
 next_reg:
     ld x8, 0(x31)
-    li x9, 60
-next_digit:
-    srl x10, x8, x9
-    andi x10, x10, 15
-    li x11, 10
-    blt x10, x11, 1f
-    addi x10, x10, 39
-1:  addi x10, x10, 48
-2:  lbu x12, 5(x6)
-    andi x12, x12, 0x20
-    beqz x12, 2b
-    sb x10, 0(x6)
-    addi x9, x9, -4
-    bgez x9, next_digit
-3:  lbu x12, 5(x6)
-    andi x12, x12, 0x20
-    beqz x12, 3b
-    li x10, 10
-    sb x10, 0(x6)
+    print_hex
     addi x31, x31, 8
     blt x31, x30, next_reg
     li x5, 0x100000
@@ -203,7 +185,7 @@ fn program(seed: u64, n: usize) -> String {
         };
         text += &format!("    {line}\n");
     }
-    text + "    j dump\n" + DUMP
+    text + "    j dump\n" + PRINT_HEX + DUMP
 }
 
 /// Names dump line `i`.

@@ -251,3 +251,29 @@ pub fn assemble(gcc: &Path, dir: &Path, name: &str, source: &str, march: &str) -
     assert!(out.status.success(), "assembling {name}: {}", String::from_utf8_lossy(&out.stderr));
     elf
 }
+
+/// A GNU as macro for test programs: `print_hex` writes x8 as 16 hex digits and a newline to the
+/// 16550A whose base is in x6, waiting for THRE before each byte; it clobbers x9..x12. Put it
+/// before the code that uses it.
+pub const PRINT_HEX: &str = r#"
+    .macro print_hex
+    li x9, 60
+4:  srl x10, x8, x9
+    andi x10, x10, 15
+    li x11, 10
+    blt x10, x11, 1f
+    addi x10, x10, 39
+1:  addi x10, x10, 48
+2:  lbu x12, 5(x6)
+    andi x12, x12, 0x20
+    beqz x12, 2b
+    sb x10, 0(x6)
+    addi x9, x9, -4
+    bgez x9, 4b
+3:  lbu x12, 5(x6)
+    andi x12, x12, 0x20
+    beqz x12, 3b
+    li x10, 10
+    sb x10, 0(x6)
+    .endm
+"#;
