@@ -34,7 +34,7 @@ def main():
     ap.add_argument("elf", nargs="?", default=os.path.join(ROOT, "guests/bin/bench.elf"))
     args = ap.parse_args()
 
-    subprocess.run(["cargo", "build", "--release", "-q", "-p", "vm-host"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "-q", "-p", "vm-host", "-p", "vm-interp-so"], cwd=ROOT, check=True)
     vmhost = os.path.join(ROOT, "target/release/vmhost")
     with tempfile.TemporaryDirectory() as tmp:
         toml = os.path.join(tmp, "vm.toml")

@@ -3,12 +3,13 @@
 //! themselves, and a map from guest physical code pages to the blocks on them.
 //!
 //! Block indices are never reused before a full clear, so a link always names the block it was
-//! made to. Dropping one block (its page changed) removes it from the maps and makes it
+//! made to, and is below `blocks.len()`: a clear drops every block that holds a link but the
+//! sentinel at `NO_BLOCK`, whose links are never set. Dropping one block (its page changed) removes it from the maps and makes it
 //! unreachable through links: its pc becomes one no block leads to, and its body becomes
 //! [`Op::Gone`](crate::code::Op::Gone), which sends the executor back to a fresh lookup. Its
 //! storage is reclaimed at the next full clear (as QEMU reclaims its code buffer when it fills).
 
-use crate::code::{Block, Code, GONE, NO_BLOCK};
+use crate::code::{Block, Code, GONE, Link, NO_BLOCK};
 use std::collections::HashMap;
 use vm_plugin_api::{IrBlock, VmError, ir::NO_PAGE};
 
@@ -39,11 +40,23 @@ pub(crate) struct Cache {
     fast: Box<[FastEntry]>,
 }
 
+/// Block `NO_BLOCK`: dropped from the start, so it is never run (see `exec::run_blocks`).
+fn sentinel() -> Block {
+    Block {
+        pc: DEAD_PC,
+        flags: 0,
+        insn_count: 0,
+        start: GONE,
+        targets: [0; 2],
+        succ: [const { Link::none() }; 3],
+    }
+}
+
 impl Default for Cache {
     fn default() -> Self {
         Cache {
             code: Code::default(),
-            blocks: Vec::new(),
+            blocks: vec![sentinel()],
             map: HashMap::new(),
             pages: HashMap::new(),
             fast: vec![EMPTY; FAST_ENTRIES].into_boxed_slice(),
@@ -74,14 +87,14 @@ impl Cache {
             self.fast.fill(EMPTY);
         }
         self.code.clear();
-        self.blocks.clear();
+        self.blocks.truncate(NO_BLOCK as usize + 1);
         self.map.clear();
         self.pages.clear();
     }
 
     /// Whether there is anything to drop.
     pub(crate) fn is_empty(&self) -> bool {
-        self.blocks.is_empty()
+        self.blocks.len() == NO_BLOCK as usize + 1
     }
 
     /// The compiled block for `(pc, flags)` if the direct-mapped table has it: cheap enough for
@@ -129,6 +142,11 @@ impl Cache {
         Ok((index, flushed))
     }
 
+    /// Points successor link `succ` of block `from` at block `to`.
+    pub(crate) fn link(&self, from: u32, succ: usize, to: u32) {
+        self.blocks[from as usize].succ[succ].set(to, self.blocks[to as usize].start);
+    }
+
     /// Drops the blocks with code on any of `pages` (guest physical page addresses); gives how
     /// many were live.
     pub(crate) fn drop_pages(&mut self, pages: &[u64]) -> usize {
@@ -159,7 +177,7 @@ impl Cache {
         b.start = GONE;
         // Its own links would keep nothing alive, but dropping them keeps the picture simple.
         for link in &b.succ {
-            link.set(NO_BLOCK);
+            link.set(NO_BLOCK, GONE);
         }
         true
     }

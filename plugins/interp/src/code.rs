@@ -71,10 +71,12 @@ pub(crate) const fn mode_of(mmu: u8) -> Mode {
     mmu << MODE_SHIFT
 }
 
-/// The MMU mode of a mode byte.
+/// The byte offset in `CpuState::tlb` of the `TlbFast` of a mode byte: in bounds, as every mode
+/// byte in an op comes from [`mode`], which refuses modes from `MMU_MODES` on.
 #[inline(always)]
-pub(crate) fn mmu_of(m: Mode) -> usize {
-    (m >> MODE_SHIFT) as usize & (MMU_MODES - 1)
+pub(crate) fn tlb_offset(m: Mode) -> usize {
+    debug_assert!((m >> MODE_SHIFT) < MMU_MODES as u8);
+    m as usize
 }
 
 /// One pre-decoded op. Arithmetic variants read two slots, their `…I` twins a slot and an
@@ -174,14 +176,15 @@ pub(crate) enum Op {
     Gone,
 }
 
-// The executor's speed depends on ops staying two words.
-const _: () = assert!(size_of::<Op>() == 16);
+// The executor's speed depends on ops staying two words, and blocks one cache line.
+const _: () = assert!(size_of::<Op>() == 16 && size_of::<Block>() == 64);
 
 /// Where the one [`Op::Gone`] sits: a dropped block starts here.
 pub(crate) const GONE: u32 = 0;
 
-/// Marks a successor link that is not resolved yet.
-pub(crate) const NO_BLOCK: u32 = u32::MAX;
+/// Marks a successor link that is not resolved yet: the index of the cache's sentinel block, a
+/// dropped block that is always there, so the executor follows a link with no bounds check.
+pub(crate) const NO_BLOCK: u32 = 0;
 
 /// Successor links of a block: the jump or taken branch, the not-taken branch, and the last target
 /// of an indirect jump.
@@ -189,28 +192,82 @@ pub(crate) const SUCC_TAKEN: usize = 0;
 pub(crate) const SUCC_NOT_TAKEN: usize = 1;
 pub(crate) const SUCC_INDIRECT: usize = 2;
 
-/// A compiled block: its ops start at `code.ops[start]` and run to its terminator op.
+/// A compiled block: its ops start at `code.ops[start]` and run to its terminator op. One cache
+/// line, so a transition touches one line of the block it leaves.
 #[derive(Debug, Clone)]
+#[repr(align(64))]
 pub(crate) struct Block {
     pub pc: u64,
+    /// Constant successor pcs of the terminator (see the terminator ops).
+    pub targets: [u64; 2],
     /// The `tb_flags` it was lowered under.
     pub flags: u32,
     pub insn_count: u32,
     pub start: u32,
-    /// Constant successor pcs of the terminator (see the terminator ops).
-    pub targets: [u64; 2],
-    /// Indices of the blocks that followed this one, indexed by `SUCC_*`, or `NO_BLOCK`. They let
-    /// the executor go from block to block without any lookup; each is checked against the pc it
-    /// leads to before use (for an indirect jump it is only a guess). `Cell`, so the executor can
-    /// link while it holds the cache shared.
-    pub succ: [Cell<u32>; 3],
+    /// The blocks that followed this one, indexed by `SUCC_*`. They let the executor go from block
+    /// to block without any lookup; each is checked against the pc it leads to before use (for an
+    /// indirect jump it is only a guess).
+    pub succ: [Link; 3],
+}
+
+/// A successor link: the block's index, or `NO_BLOCK`, and a copy of its `start`, so the
+/// executor can fetch the next block's first op without waiting for that block to load (on a
+/// guest branch the host mispredicts, that load sat on the path to the next dispatch). `Cell`s, so
+/// the executor can link while it holds the cache shared.
+#[derive(Debug, Clone)]
+pub(crate) struct Link {
+    block: Cell<u32>,
+    start: Cell<u32>,
+}
+
+impl Link {
+    /// A link to no block.
+    pub(crate) const fn none() -> Link {
+        Link { block: Cell::new(NO_BLOCK), start: Cell::new(GONE) }
+    }
+
+    #[inline(always)]
+    pub(crate) fn block(&self) -> u32 {
+        self.block.get()
+    }
+    #[inline(always)]
+    pub(crate) fn start(&self) -> u32 {
+        self.start.get()
+    }
+    /// Points the link at `block`, whose ops start at `start`.
+    pub(crate) fn set(&self, block: u32, start: u32) {
+        self.block.set(block);
+        self.start.set(start);
+    }
+}
+
+/// Where an op that may call the host sits, resolved against its block when compiling, so the
+/// slow path needs nothing of the block itself.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pos {
+    /// The op's guest pc: what the host sees in `cpu.pc`.
+    pub pc: u64,
+    /// Instructions of the block before the op: what the host sees added to `cpu.instret`.
+    pub insn_index: u32,
+    /// The block's length.
+    pub block_insns: u32,
+}
+
+impl Pos {
+    fn new(ir: &IrBlock, at: At) -> Pos {
+        Pos {
+            pc: ir.pc.wrapping_add(at.pc_offset as u64),
+            insn_index: at.insn_index,
+            block_insns: ir.insn_count,
+        }
+    }
 }
 
 /// What a memory op's slow path needs: its position and its access as the IR gave it (and, for
 /// atomics, all of the op but its slots).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Site {
-    pub at: At,
+    pub at: Pos,
     pub access: MemAccess,
     /// Atomics only.
     pub op: AtomicOp,
@@ -221,7 +278,7 @@ pub(crate) struct Site {
 /// A helper call but its destination.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HelperSite {
-    pub at: At,
+    pub at: Pos,
     pub id: u32,
     pub flags: HelperFlags,
     pub args: [Slot; 3],
@@ -301,7 +358,7 @@ impl Code {
             insn_count: ir.insn_count,
             start,
             targets,
-            succ: [const { Cell::new(NO_BLOCK) }; 3],
+            succ: [const { Link::none() }; 3],
         })
     }
 
@@ -337,7 +394,7 @@ impl Code {
                 let d = dest(ir, dst)?;
                 let (base, off) = self.address(ir, base, offset)?;
                 let m = mode(ir, access)?;
-                let site = self.site(at, access, AtomicOp::Swap, MemoryOrder::Relaxed)?;
+                let site = self.site(ir, at, access, AtomicOp::Swap, MemoryOrder::Relaxed)?;
                 self.ops.push(match (access.size, access.signed) {
                     _ if access.aligned() => Op::LdAligned { d, base, site, off },
                     (1, false) => Op::LdU8 { d, base, m, site, off },
@@ -354,7 +411,7 @@ impl Code {
                 let s = self.operand(ir, src, SCRATCH[0])?;
                 let (base, off) = self.address(ir, base, offset)?;
                 let m = mode(ir, access)?;
-                let site = self.site(at, access, AtomicOp::Swap, MemoryOrder::Relaxed)?;
+                let site = self.site(ir, at, access, AtomicOp::Swap, MemoryOrder::Relaxed)?;
                 self.ops.push(match access.size {
                     _ if access.aligned() => Op::StAligned { s, base, site, off },
                     1 => Op::St8 { s, base, m, site, off },
@@ -368,14 +425,14 @@ impl Code {
                 let a = self.operand(ir, addr, SCRATCH[0])?;
                 let s = self.operand(ir, src, SCRATCH[1])?;
                 atomic_access(ir, access)?;
-                let site = self.site(at, access, op, order)?;
+                let site = self.site(ir, at, access, op, order)?;
                 self.ops.push(Op::Amo { d, a, s, site });
             }
             IrOp::LoadReserved { dst, addr, access, order, at } => {
                 let d = dest(ir, dst)?;
                 let a = self.operand(ir, addr, SCRATCH[0])?;
                 atomic_access(ir, access)?;
-                let site = self.site(at, access, AtomicOp::Swap, order)?;
+                let site = self.site(ir, at, access, AtomicOp::Swap, order)?;
                 self.ops.push(Op::Lr { d, a, site });
             }
             IrOp::StoreConditional { dst, addr, src, access, order, at } => {
@@ -383,7 +440,7 @@ impl Code {
                 let a = self.operand(ir, addr, SCRATCH[0])?;
                 let s = self.operand(ir, src, SCRATCH[1])?;
                 atomic_access(ir, access)?;
-                let site = self.site(at, access, AtomicOp::Swap, order)?;
+                let site = self.site(ir, at, access, AtomicOp::Swap, order)?;
                 self.ops.push(Op::Sc { d, a, s, site });
             }
             IrOp::Fence { pred, succ } => {
@@ -400,7 +457,7 @@ impl Code {
                 let b = self.operand(ir, args[1], SCRATCH[1])?;
                 let c = self.operand(ir, args[2], SCRATCH[2])?;
                 let helper = index(self.helpers.len())?;
-                self.helpers.push(HelperSite { at, id, flags, args: [a, b, c], imm });
+                self.helpers.push(HelperSite { at: Pos::new(ir, at), id, flags, args: [a, b, c], imm });
                 self.ops.push(Op::Helper { d, helper });
             }
         }
@@ -445,9 +502,16 @@ impl Code {
         }
     }
 
-    fn site(&mut self, at: At, access: MemAccess, op: AtomicOp, order: MemoryOrder) -> Result<u32, VmError> {
+    fn site(
+        &mut self,
+        ir: &IrBlock,
+        at: At,
+        access: MemAccess,
+        op: AtomicOp,
+        order: MemoryOrder,
+    ) -> Result<u32, VmError> {
         let i = index(self.sites.len())?;
-        self.sites.push(Site { at, access, op, order });
+        self.sites.push(Site { at: Pos::new(ir, at), access, op, order });
         Ok(i)
     }
 }
@@ -523,7 +587,8 @@ fn imm_form(op: BinOp, d: Slot, a: Slot, imm: u64) -> Op {
     }
 }
 
-/// The mode of a load or store; refuses sizes and modes the IR does not have.
+/// The mode of a load or store; refuses sizes and modes the IR does not have, which
+/// [`tlb_offset`] relies on.
 fn mode(ir: &IrBlock, access: MemAccess) -> Result<Mode, VmError> {
     if !matches!(access.size, 1 | 2 | 4 | 8) {
         return Err(malformed(ir, format!("memory access size {} is not 1, 2, 4 or 8", access.size)));
@@ -562,7 +627,7 @@ fn dest(ir: &IrBlock, d: Dest) -> Result<Slot, VmError> {
 fn index(n: usize) -> Result<u32, VmError> {
     u32::try_from(n)
         .ok()
-        .filter(|&i| i != NO_BLOCK)
+        .filter(|&i| i != u32::MAX)
         .ok_or_else(|| VmError::engine("interp code storage is full"))
 }
 

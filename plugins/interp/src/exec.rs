@@ -9,8 +9,8 @@
 
 use crate::cache::Cache;
 use crate::code::{
-    Block, COND, Code, Frame, Mode, Op, SUCC_INDIRECT, SUCC_NOT_TAKEN, SUCC_TAKEN, Site, Slot, mmu_of,
-    mode_of,
+    Block, COND, Code, Frame, Mode, Op, SUCC_INDIRECT, SUCC_NOT_TAKEN, SUCC_TAKEN, Site, Slot, mode_of,
+    tlb_offset,
 };
 use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU32, AtomicU64, Ordering, fence};
 use vm_plugin_api::{
@@ -47,14 +47,11 @@ pub(crate) struct Counts {
     pub executed: u64,
 }
 
-/// Not a successor link: the block ended with `Exit`.
-const SUCC_EXIT: usize = 3;
-
 /// Runs block `first` of `cache` and, when `CHAIN`, the blocks after it, until there is a reason to
 /// stop. Checks the attention word and `budget` (against `counts.retired`) after every block.
 ///
-/// Guest registers live in `f` throughout (the caller loads and writes them back); `cpu.pc` and
-/// `cpu.instret` are exact at every block boundary.
+/// Guest registers live in `f` throughout (the caller loads and writes them back); `cpu.instret`
+/// is exact at every block boundary, and `cpu.pc` whenever this returns or calls the host.
 #[inline(always)]
 pub(crate) fn run_blocks<const CHAIN: bool>(
     cache: &Cache,
@@ -66,79 +63,104 @@ pub(crate) fn run_blocks<const CHAIN: bool>(
     counts: &mut Counts,
 ) -> Stop {
     let blocks = &cache.blocks[..];
-    let (mut retired, mut executed) = (counts.retired, counts.executed);
-    let mut index = first;
-    let mut block = &blocks[index as usize];
+    // What is left of the budget, counted down: one live value instead of a count and a limit.
+    // It may go below zero by the last block's length, so `retired` comes back exact.
+    let allowance = budget.saturating_sub(counts.retired).min(i64::MAX as u64) as i64;
+    let mut left = allowance;
+    let mut executed = 0u64;
+    let mut block = &blocks[first as usize];
+    // The block's `start`, from the link that led to it.
+    let mut start = block.start;
+    let env = Env { code: &cache.code, host };
     let stop = loop {
-        let (pc, succ) = match run_block(&cache.code, block, f, cpu, host) {
+        let (pc, succ) = match run_block(&env, block, start, f, cpu) {
             Ok(next) => next,
-            Err(left) => {
-                retired += left.retired;
-                break left.stop;
+            Err(early) => {
+                left -= early.retired as i64;
+                // The host set `cpu.pc`, except for `Gone` and `Exit`. Nothing of a `Gone` block
+                // ran, and `cpu.pc` is its pc already: every way into a block but a link stores
+                // it, and a link never leads to a dropped block (its pc is one no block leads to).
+                if early.completed {
+                    cpu.pc = early.next;
+                    cpu.instret = cpu.instret.wrapping_add(early.retired);
+                    executed += 1;
+                }
+                break early.stop;
             }
         };
-        cpu.pc = pc;
-        cpu.instret = cpu.instret.wrapping_add(block.insn_count as u64);
-        retired += block.insn_count as u64;
+        let n = block.insn_count as u64;
+        cpu.instret = cpu.instret.wrapping_add(n);
+        left -= n as i64;
         executed += 1;
-        if succ == SUCC_EXIT {
-            break Stop::Exit(ExitReason::ExitRequested);
-        }
         if !CHAIN {
+            cpu.pc = pc;
             break Stop::Done;
         }
         if cpu.attention() {
+            cpu.pc = pc;
             break Stop::Exit(ExitReason::ExitRequested);
         }
-        if retired >= budget {
+        if left <= 0 {
+            cpu.pc = pc;
             break Stop::Exit(ExitReason::BudgetExhausted);
         }
         // A link was made between two blocks that ran one after the other with no redirect in
         // between, so under the same `tb_flags` (only a redirect changes them): checking the pc is
         // enough. A dropped block has a pc no block leads to (and runs as `Op::Gone` if one did).
         let link = &block.succ[succ];
-        match blocks.get(link.get() as usize) {
-            Some(next) if next.pc == pc => {
-                index = link.get();
-                block = next;
+        // SAFETY: every link is below `blocks.len()` (the cache's module docs).
+        let next = unsafe { blocks.get_unchecked(link.block() as usize) };
+        if next.pc == pc {
+            block = next;
+            start = link.start();
+            continue;
+        }
+        cpu.pc = pc;
+        match cache.find_fast(pc, cpu.tb_flags) {
+            Some(next) => {
+                block = &blocks[next as usize];
+                start = block.start;
+                link.set(next, start);
             }
-            _ => match cache.find_fast(pc, cpu.tb_flags) {
-                Some(next) => {
-                    link.set(next);
-                    index = next;
-                    block = &blocks[next as usize];
-                }
-                None => break Stop::Unlinked { from: index, succ },
-            },
+            None => {
+                // Only here is the block's index needed, so only here is it computed.
+                let from = (block as *const Block as usize - blocks.as_ptr() as usize) / size_of::<Block>();
+                break Stop::Unlinked { from: from as u32, succ };
+            }
         }
     };
-    counts.retired = retired;
-    counts.executed = executed;
+    counts.retired += (allowance - left) as u64;
+    counts.executed += executed;
     stop
 }
 
 /// What a block needs besides the frame and the CPU state.
 struct Env<'a> {
     code: &'a Code,
-    block: &'a Block,
     host: &'a HostCalls,
 }
 
 /// Runs one block's ops; on completion gives the next pc and the successor link that leads there.
 #[inline(always)]
 fn run_block(
-    code: &Code,
+    env: &Env<'_>,
     block: &Block,
+    start: u32,
     f: &mut Frame,
     cpu: &mut CpuState,
-    host: &HostCalls,
 ) -> Result<(u64, usize), Left> {
-    let env = Env { code, block, host };
-    let ops = &code.ops[..];
-    let mut ip = block.start as usize;
+    // Unchecked: `Code::compile` ends every block's ops with a terminator, `Op::Gone` at `GONE`
+    // is one too, and `code.ops` cannot change while it is borrowed here; a bounds check on
+    // every op was a tenth of the dispatch.
+    debug_assert!((start as usize) < env.code.ops.len());
+    // SAFETY: `start` indexes `code.ops` (the invariant above): it is the block's own `start`, or
+    // a link's copy of it, used only while that block is live (its pc matched the link's).
+    let mut next = unsafe { env.code.ops.as_ptr().add(start as usize) };
     loop {
-        let op = ops[ip];
-        ip += 1;
+        // SAFETY: `next` is at or before the block's terminator, which returns.
+        let op = unsafe { next.read() };
+        // SAFETY: in bounds or one past the terminator, which is never read.
+        next = unsafe { next.add(1) };
         match op {
             Op::Mov { d, s } => f.set(d, f.get(s)),
             Op::MovI { d, imm } => f.set(d, imm),
@@ -181,50 +203,48 @@ fn run_block(
             Op::Pick { d, t, f: e } => f.set(d, if f.get(COND) != 0 { f.get(t) } else { f.get(e) }),
 
             Op::LdU8 { d, base, m, site, off } => {
-                load::<1, false, false>(&env, f, cpu, d, base, m, site, off)?
+                load::<1, false, false>(env, f, cpu, d, base, m, site, off)?
             }
-            Op::LdS8 { d, base, m, site, off } => {
-                load::<1, true, false>(&env, f, cpu, d, base, m, site, off)?
-            }
+            Op::LdS8 { d, base, m, site, off } => load::<1, true, false>(env, f, cpu, d, base, m, site, off)?,
             Op::LdU16 { d, base, m, site, off } => {
-                load::<2, false, false>(&env, f, cpu, d, base, m, site, off)?
+                load::<2, false, false>(env, f, cpu, d, base, m, site, off)?
             }
             Op::LdS16 { d, base, m, site, off } => {
-                load::<2, true, false>(&env, f, cpu, d, base, m, site, off)?
+                load::<2, true, false>(env, f, cpu, d, base, m, site, off)?
             }
             Op::LdU32 { d, base, m, site, off } => {
-                load::<4, false, false>(&env, f, cpu, d, base, m, site, off)?
+                load::<4, false, false>(env, f, cpu, d, base, m, site, off)?
             }
             Op::LdS32 { d, base, m, site, off } => {
-                load::<4, true, false>(&env, f, cpu, d, base, m, site, off)?
+                load::<4, true, false>(env, f, cpu, d, base, m, site, off)?
             }
             Op::Ld64 { d, base, m, site, off } => {
-                load::<8, false, false>(&env, f, cpu, d, base, m, site, off)?
+                load::<8, false, false>(env, f, cpu, d, base, m, site, off)?
             }
-            Op::St8 { s, base, m, site, off } => store::<1, false>(&env, f, cpu, s, base, m, site, off)?,
-            Op::St16 { s, base, m, site, off } => store::<2, false>(&env, f, cpu, s, base, m, site, off)?,
-            Op::St32 { s, base, m, site, off } => store::<4, false>(&env, f, cpu, s, base, m, site, off)?,
-            Op::St64 { s, base, m, site, off } => store::<8, false>(&env, f, cpu, s, base, m, site, off)?,
-            Op::LdAligned { d, base, site, off } => load_aligned(&env, f, cpu, d, base, site, off)?,
-            Op::StAligned { s, base, site, off } => store_aligned(&env, f, cpu, s, base, site, off)?,
+            Op::St8 { s, base, m, site, off } => store::<1, false>(env, f, cpu, s, base, m, site, off)?,
+            Op::St16 { s, base, m, site, off } => store::<2, false>(env, f, cpu, s, base, m, site, off)?,
+            Op::St32 { s, base, m, site, off } => store::<4, false>(env, f, cpu, s, base, m, site, off)?,
+            Op::St64 { s, base, m, site, off } => store::<8, false>(env, f, cpu, s, base, m, site, off)?,
+            Op::LdAligned { d, base, site, off } => load_aligned(env, f, cpu, d, base, site, off)?,
+            Op::StAligned { s, base, site, off } => store_aligned(env, f, cpu, s, base, site, off)?,
 
             // The atomics take scalars: passing `op` itself would keep every op in memory.
             Op::Amo { d, a, s, site } => {
-                let v = amo(&env, f, cpu, f.get(a), f.get(s), site)?;
+                let v = amo(env, f, cpu, f.get(a), f.get(s), site)?;
                 f.set(d, v);
             }
             Op::Lr { d, a, site } => {
-                let v = load_reserved(&env, f, cpu, f.get(a), site)?;
+                let v = load_reserved(env, f, cpu, f.get(a), site)?;
                 f.set(d, v);
             }
             Op::Sc { d, a, s, site } => {
-                let v = store_conditional(&env, f, cpu, f.get(a), f.get(s), site)?;
+                let v = store_conditional(env, f, cpu, f.get(a), f.get(s), site)?;
                 f.set(d, v);
             }
             Op::Fence { order } => fence(order),
 
             Op::Helper { d, helper } => {
-                let v = host_call(&env, f, cpu, Call::Helper { helper })?;
+                let v = host_call(env, f, cpu, Call::Helper { helper })?;
                 f.set(d, v);
             }
 
@@ -236,8 +256,12 @@ fn run_block(
             Op::BrLtu { a, b } => return Ok(branch(f, block, Cond::Ltu, a, b)),
             Op::BrGeu { a, b } => return Ok(branch(f, block, Cond::Geu, a, b)),
             Op::Indirect { s } => return Ok((f.get(s), SUCC_INDIRECT)),
-            Op::Exit => return Ok((block.targets[0], SUCC_EXIT)),
-            Op::Gone => return Err(Left { stop: Stop::Gone, retired: 0 }),
+            Op::Exit => {
+                let (next, retired) = (block.targets[0], block.insn_count as u64);
+                let stop = Stop::Exit(ExitReason::ExitRequested);
+                return Err(Left { stop, retired, completed: true, next });
+            }
+            Op::Gone => return Err(Left::early(Stop::Gone, 0)),
         }
     }
 }
@@ -306,7 +330,9 @@ fn tlb<const N: u8, const ALIGNED: bool>(
     m: Mode,
     vaddr: u64,
 ) -> Option<*mut u8> {
-    let t = &cpu.tlb[mmu_of(m)];
+    // SAFETY: `tlb_offset` is the offset of one of the `MMU_MODES` entries of `cpu.tlb`; the
+    // atomics' mode bytes come from `mode_of` of a mode `atomic_access` checked.
+    let t = unsafe { &*cpu.tlb.as_ptr().byte_add(tlb_offset(m)) };
     let offset = (vaddr >> (PAGE_BITS - TLB_ENTRY_BITS)) & t.mask;
     // SAFETY: the host keeps `mask / 32 + 1` entries at `table` (cpu.rs), and `offset` is masked.
     let e = unsafe { &*t.table.byte_add(offset as usize) };
@@ -591,12 +617,21 @@ enum Call {
     Helper { helper: u32 },
 }
 
-/// A block left early.
+/// A block left the hot loop: early, or through `Op::Exit`.
 pub(crate) struct Left {
     /// Redirect, Exit, Gone or UnknownHelper.
     stop: Stop,
     /// Instructions of the block that retired before it left.
     retired: u64,
+    /// It ran to its end (`Op::Exit`): the run loop accounts for it and goes to `next`.
+    completed: bool,
+    next: u64,
+}
+
+impl Left {
+    fn early(stop: Stop, retired: u64) -> Left {
+        Left { stop, retired, completed: false, next: 0 }
+    }
 }
 
 /// Makes `cpu` exact for the op (registers, pc, instret as the IR's accounting rules say), calls
@@ -619,7 +654,7 @@ fn host_call(env: &Env<'_>, f: &mut Frame, cpu: &mut CpuState, call: Call) -> Re
     if sync {
         f.store_regs(cpu.regs_mut());
     }
-    cpu.pc = env.block.pc.wrapping_add(at.pc_offset as u64);
+    cpu.pc = at.pc;
     cpu.instret = entry_instret.wrapping_add(at.insn_index as u64);
     let host = env.host;
     let r = match call {
@@ -635,7 +670,7 @@ fn host_call(env: &Env<'_>, f: &mut Frame, cpu: &mut CpuState, call: Call) -> Re
                 Some(r) => r,
                 None => {
                     let table = host.helper_table().len();
-                    return Err(Left { stop: Stop::UnknownHelper { id: h.id, table }, retired: 0 });
+                    return Err(Left::early(Stop::UnknownHelper { id: h.id, table }, 0));
                 }
             }
         }
@@ -651,14 +686,14 @@ fn host_call(env: &Env<'_>, f: &mut Frame, cpu: &mut CpuState, call: Call) -> Re
             cpu.instret = cpu.instret.wrapping_sub(at.insn_index as u64);
             Ok(r.value)
         }
-        Flow::Redirect => Err(left(Stop::Redirect, cpu, entry_instret, env.block)),
-        Flow::Exit(reason) => Err(left(Stop::Exit(reason), cpu, entry_instret, env.block)),
+        Flow::Redirect => Err(left(Stop::Redirect, cpu, entry_instret, at.block_insns)),
+        Flow::Exit(reason) => Err(left(Stop::Exit(reason), cpu, entry_instret, at.block_insns)),
     }
 }
 
 /// The block leaves early; it retired the host's count of instructions when that is plausible,
 /// else none (a helper that rewrote the counter must not inflate the budget or the statistics).
-fn left(stop: Stop, cpu: &CpuState, entry_instret: u64, block: &Block) -> Left {
+fn left(stop: Stop, cpu: &CpuState, entry_instret: u64, block_insns: u32) -> Left {
     let n = cpu.instret.wrapping_sub(entry_instret);
-    Left { stop, retired: if n <= block.insn_count as u64 { n } else { 0 } }
+    Left::early(stop, if n <= block_insns as u64 { n } else { 0 })
 }

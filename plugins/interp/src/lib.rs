@@ -225,7 +225,7 @@ fn run_loop(
             }
         };
         if let Some((from, succ)) = link_from.take() {
-            cache.blocks[from as usize].succ[succ].set(index);
+            cache.link(from, succ, index);
         }
         match exec::run_blocks::<true>(cache, index, frame, cpu, host, budget, counts) {
             Stop::Unlinked { from, succ } => link_from = Some((from, succ)),
