@@ -156,7 +156,7 @@ fn lock(file: &File, path: &Path, read_only: bool) -> Result<(), VmError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A file of `len` bytes unique to this test, removed when dropped.
