@@ -2,20 +2,21 @@
 //! over the device behind it.
 //!
 //! Registers are 32-bit and take only aligned 32-bit accesses; the device's configuration space
-//! from offset 0x100 takes 1-, 2- and 4-byte accesses (§4.2.2.2). The status register follows
-//! the driver's initialisation sequence (§3.1.1): ACKNOWLEDGE, DRIVER, feature negotiation
-//! closed by FEATURES_OK (refused if the driver took features the device did not offer, or not
-//! VERSION_1), then DRIVER_OK, which hands the queues to the device. Writing 0 resets the
-//! device. Queue set-up registers are ignored once the queue is ready or the device running,
-//! and feature words once FEATURES_OK is set. Reads of write-only or absent registers give 0
-//! and writes to read-only ones are ignored, as in QEMU.
+//! from offset 0x100 takes 1-, 2- and 4-byte accesses (§4.2.2.2). The status register takes the
+//! bits the driver writes, as QEMU does, with two checks (§3.1.1): FEATURES_OK is refused if
+//! the driver took features the device did not offer, or not VERSION_1 (the driver reads it
+//! back), and DRIVER_OK, which hands the queues to the device, needs FEATURES_OK. The order of
+//! ACKNOWLEDGE and DRIVER is not enforced: U-Boot 2023.01 resets the device after setting
+//! ACKNOWLEDGE and then sets DRIVER alone. A bit once set goes only with a reset (writing 0).
+//! Queue set-up registers are ignored once the queue is ready or the device running, and
+//! feature words once FEATURES_OK is set. Reads of write-only or absent registers give 0 and
+//! writes to read-only ones are ignored, as in QEMU.
 
 use crate::interrupt::Interrupt;
 use crate::memory::GuestMem;
 use std::sync::Arc;
 use virtio_bindings::virtio_config::{
-    VIRTIO_CONFIG_S_ACKNOWLEDGE, VIRTIO_CONFIG_S_DRIVER, VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FAILED,
-    VIRTIO_CONFIG_S_FEATURES_OK, VIRTIO_CONFIG_S_NEEDS_RESET, VIRTIO_F_VERSION_1,
+    VIRTIO_CONFIG_S_DRIVER_OK, VIRTIO_CONFIG_S_FEATURES_OK, VIRTIO_CONFIG_S_NEEDS_RESET, VIRTIO_F_VERSION_1,
 };
 use virtio_bindings::virtio_ring::VIRTIO_RING_F_EVENT_IDX;
 use virtio_queue::{Queue, QueueT};
@@ -56,12 +57,9 @@ pub mod reg {
     pub const CONFIG_GENERATION: u64 = 0x0fc;
 }
 
-const ACKNOWLEDGE: u32 = VIRTIO_CONFIG_S_ACKNOWLEDGE;
-const DRIVER: u32 = VIRTIO_CONFIG_S_DRIVER;
 const DRIVER_OK: u32 = VIRTIO_CONFIG_S_DRIVER_OK;
 const FEATURES_OK: u32 = VIRTIO_CONFIG_S_FEATURES_OK;
 const NEEDS_RESET: u32 = VIRTIO_CONFIG_S_NEEDS_RESET;
-const FAILED: u32 = VIRTIO_CONFIG_S_FAILED;
 
 /// What the transport hands a device when the driver sets DRIVER_OK.
 pub struct Activation {
@@ -296,7 +294,7 @@ impl<D: VirtioDevice> MmioTransport<D> {
     }
 
     fn write_driver_features(&mut self, v: u32) {
-        if self.status & DRIVER == 0 || self.status & FEATURES_OK != 0 {
+        if self.status & FEATURES_OK != 0 {
             return;
         }
         match self.driver_features_sel {
@@ -317,22 +315,20 @@ impl<D: VirtioDevice> MmioTransport<D> {
             return;
         }
         let added = v & !self.status;
-        let mut accepted = self.status | (added & FAILED);
-        // Each step needs the one before it, in this write or an earlier one.
-        for (bit, needs) in
-            [(ACKNOWLEDGE, 0), (DRIVER, ACKNOWLEDGE), (FEATURES_OK, DRIVER), (DRIVER_OK, FEATURES_OK)]
-        {
-            if added & bit == 0 || accepted & needs != needs {
-                continue;
-            }
-            if bit == FEATURES_OK && !self.features_acceptable() {
-                continue;
-            }
-            if bit == DRIVER_OK && !self.activate() {
+        let mut accepted = v & !(FEATURES_OK | DRIVER_OK);
+        if added & FEATURES_OK != 0 && !self.features_acceptable() {
+            // The driver reads the status back and sees its features refused.
+        } else {
+            accepted |= v & FEATURES_OK;
+        }
+        if added & DRIVER_OK != 0 && accepted & FEATURES_OK != 0 {
+            if !self.activate() {
                 // The status still shows DRIVER_OK: the driver sees NEEDS_RESET beside it.
                 self.interrupt.set_needs_reset();
             }
-            accepted |= bit;
+            accepted |= DRIVER_OK;
+        } else {
+            accepted |= v & self.status & DRIVER_OK;
         }
         self.status = accepted;
     }
