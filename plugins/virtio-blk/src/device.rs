@@ -3,8 +3,10 @@
 //!
 //! One request queue of 256 entries. Offered: VERSION_1, SEG_MAX (queue size - 2: a header
 //! and a status descriptor around the data), SIZE_MAX, BLK_SIZE (512), FLUSH, GET_ID (by
-//! request type; it has no feature bit) and RO for a read-only image. Not offered: EVENT_IDX,
-//! INDIRECT_DESC, MQ, DISCARD, WRITE_ZEROES, CONFIG_WCE (the cache mode is the host's choice).
+//! request type; it has no feature bit), RO for a read-only image, and from virtio-queue
+//! EVENT_IDX (fewer notifications and interrupts) and INDIRECT_DESC (a request in one ring
+//! slot). Not offered: MQ, DISCARD, WRITE_ZEROES, CONFIG_WCE (the cache mode is the host's
+//! choice), packed rings (virtio-queue has split rings only).
 
 use crate::image::{DiskImage, SECTOR_SIZE};
 use crate::io::{Backend, DeviceId, Worker};
@@ -13,6 +15,7 @@ use virtio_bindings::virtio_blk::{
     VIRTIO_BLK_F_BLK_SIZE, VIRTIO_BLK_F_FLUSH, VIRTIO_BLK_F_RO, VIRTIO_BLK_F_SEG_MAX, VIRTIO_BLK_F_SIZE_MAX,
 };
 use virtio_bindings::virtio_config::VIRTIO_F_VERSION_1;
+use virtio_bindings::virtio_ring::{VIRTIO_RING_F_EVENT_IDX, VIRTIO_RING_F_INDIRECT_DESC};
 use virtio_queue::{Queue, QueueT};
 use vm_virtio_common::{Activation, VirtioDevice};
 
@@ -97,7 +100,9 @@ impl VirtioDevice for BlkDevice {
             | 1 << VIRTIO_BLK_F_SIZE_MAX
             | 1 << VIRTIO_BLK_F_SEG_MAX
             | 1 << VIRTIO_BLK_F_BLK_SIZE
-            | 1 << VIRTIO_BLK_F_FLUSH;
+            | 1 << VIRTIO_BLK_F_FLUSH
+            | 1 << VIRTIO_RING_F_EVENT_IDX
+            | 1 << VIRTIO_RING_F_INDIRECT_DESC;
         if self.disk.read_only() {
             f |= 1 << VIRTIO_BLK_F_RO;
         }

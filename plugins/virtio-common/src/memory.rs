@@ -3,13 +3,17 @@
 //! rings) to [`MemoryManager::dma_written`], so the host can drop translated code there.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use vm_memory::{
     GuestAddress, GuestRegionMmap,
     bitmap::{Bitmap, BitmapSlice, WithBitmapSlice},
     mmap::MmapRegionBuilder,
 };
-use vm_plugin_api::{MemoryManagerArc, VmError};
+use vm_plugin_api::{
+    GuestRam, MemoryManager, MemoryManagerArc, MemoryOrder, RamOnly, VmError, VmResult,
+    abi_stable::std_types::{RSlice, RVec},
+    async_ffi::FfiFuture,
+};
 
 /// Guest memory for virtio devices: the host's RAM, writes reported to the host.
 pub type GuestMem = vm_memory::GuestMemoryMmap<DmaBitmap>;
@@ -102,8 +106,8 @@ impl AnonRam {
     }
 
     /// The view a host would hand out for this memory at guest address `base`.
-    pub fn view(&self, base: u64) -> vm_plugin_api::GuestRam {
-        vm_plugin_api::GuestRam { base, host: self.ptr, size: self.size as u64 }
+    pub fn view(&self, base: u64) -> GuestRam {
+        GuestRam { base, host: self.ptr, size: self.size as u64 }
     }
 }
 
@@ -115,60 +119,57 @@ impl Drop for AnonRam {
     }
 }
 
+/// A memory manager over RAM alone that records the DMA writes reported to it, for tests and
+/// tools: `(guest address, length)` in the order they came.
+pub struct DmaRecorder(pub RamOnly, pub Arc<Mutex<Vec<(u64, u64)>>>);
+
+impl MemoryManager for DmaRecorder {
+    fn read(&self, addr: u64, len: u64) -> VmResult<RVec<u8>> {
+        self.0.read(addr, len)
+    }
+    fn write(&self, addr: u64, data: RSlice<'_, u8>) -> VmResult<()> {
+        self.0.write(addr, data)
+    }
+    fn read_atomic(&self, addr: u64, size: u8, order: MemoryOrder) -> VmResult<u64> {
+        self.0.read_atomic(addr, size, order)
+    }
+    fn write_atomic(&self, addr: u64, size: u8, value: u64, order: MemoryOrder) -> VmResult<()> {
+        self.0.write_atomic(addr, size, value, order)
+    }
+    fn compare_exchange(&self, a: u64, s: u8, e: u64, n: u64, o: MemoryOrder) -> VmResult<u64> {
+        self.0.compare_exchange(a, s, e, n, o)
+    }
+    fn read_async(&self, addr: u64, len: u64) -> FfiFuture<VmResult<RVec<u8>>> {
+        self.0.read_async(addr, len)
+    }
+    fn write_async(&self, addr: u64, data: RVec<u8>) -> FfiFuture<VmResult<()>> {
+        self.0.write_async(addr, data)
+    }
+    fn ram(&self) -> GuestRam {
+        self.0.ram()
+    }
+    fn dma_written(&self, addr: u64, len: u64) {
+        self.1.lock().unwrap_or_else(|p| p.into_inner()).push((addr, len));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
     use vm_memory::{Bytes, GuestMemoryBackend};
     use vm_plugin_api::{
-        GuestRam, MemoryManager, MemoryOrder, RamOnly, VmResult,
-        abi_stable::{
-            sabi_trait::TD_Opaque,
-            std_types::{RArc, RSlice, RVec},
-        },
-        async_ffi::FfiFuture,
+        RamOnly,
+        abi_stable::{sabi_trait::TD_Opaque, std_types::RArc},
         memory::MemoryManager_TO,
     };
-
-    /// RAM alone, recording the DMA writes reported to it.
-    struct Recording(RamOnly, Arc<Mutex<Vec<(u64, u64)>>>);
-
-    impl MemoryManager for Recording {
-        fn read(&self, addr: u64, len: u64) -> VmResult<RVec<u8>> {
-            self.0.read(addr, len)
-        }
-        fn write(&self, addr: u64, data: RSlice<'_, u8>) -> VmResult<()> {
-            self.0.write(addr, data)
-        }
-        fn read_atomic(&self, addr: u64, size: u8, order: MemoryOrder) -> VmResult<u64> {
-            self.0.read_atomic(addr, size, order)
-        }
-        fn write_atomic(&self, addr: u64, size: u8, value: u64, order: MemoryOrder) -> VmResult<()> {
-            self.0.write_atomic(addr, size, value, order)
-        }
-        fn compare_exchange(&self, a: u64, s: u8, e: u64, n: u64, o: MemoryOrder) -> VmResult<u64> {
-            self.0.compare_exchange(a, s, e, n, o)
-        }
-        fn read_async(&self, addr: u64, len: u64) -> FfiFuture<VmResult<RVec<u8>>> {
-            self.0.read_async(addr, len)
-        }
-        fn write_async(&self, addr: u64, data: RVec<u8>) -> FfiFuture<VmResult<()>> {
-            self.0.write_async(addr, data)
-        }
-        fn ram(&self) -> GuestRam {
-            self.0.ram()
-        }
-        fn dma_written(&self, addr: u64, len: u64) {
-            self.1.lock().unwrap().push((addr, len));
-        }
-    }
 
     #[test]
     fn guest_memory_shares_the_hosts_ram_and_reports_writes() {
         let ram = AnonRam::new(0x4000).unwrap();
         let view = ram.view(0x8000_0000);
         let log = Arc::new(Mutex::new(Vec::new()));
-        let mm = MemoryManager_TO::from_ptr(RArc::new(Recording(RamOnly(view), Arc::clone(&log))), TD_Opaque);
+        let mm =
+            MemoryManager_TO::from_ptr(RArc::new(DmaRecorder(RamOnly(view), Arc::clone(&log))), TD_Opaque);
         let mem = guest_memory(mm).unwrap();
 
         view.write_bytes(0x8000_0010, &[1, 2, 3]).unwrap();

@@ -14,7 +14,7 @@ const RAM_BASE: u64 = 0x8000_0000;
 const ACKNOWLEDGE: u32 = virtio_bindings::virtio_config::VIRTIO_CONFIG_S_ACKNOWLEDGE;
 const DRIVER: u32 = virtio_bindings::virtio_config::VIRTIO_CONFIG_S_DRIVER;
 const FAILED: u32 = virtio_bindings::virtio_config::VIRTIO_CONFIG_S_FAILED;
-const FEATURES: u64 = (1 << VIRTIO_F_VERSION_1) | 0b101;
+const FEATURES: u64 = (1 << VIRTIO_F_VERSION_1) | (1 << VIRTIO_RING_F_EVENT_IDX) | 0b101;
 
 /// A queue handed over at activation: size, ready, descriptor table address.
 type QueueSeen = (u16, bool, u64);
@@ -23,6 +23,7 @@ type QueueSeen = (u16, bool, u64);
 #[derive(Default)]
 struct Log {
     activations: Vec<(u64, Vec<QueueSeen>)>,
+    event_idx: Vec<bool>,
     notifies: Vec<u32>,
     resets: usize,
     config_writes: Vec<(u64, Vec<u8>)>,
@@ -54,7 +55,9 @@ impl VirtioDevice for Fake {
     }
     fn activate(&mut self, a: Activation) -> Result<(), String> {
         let queues = a.queues.iter().map(|q| (q.size(), q.ready(), q.desc_table())).collect();
-        self.log.lock().unwrap().activations.push((a.features, queues));
+        let mut log = self.log.lock().unwrap();
+        log.activations.push((a.features, queues));
+        log.event_idx.extend(a.queues.iter().map(|q| q.event_idx_enabled()));
         if self.refuse { Err("refused".into()) } else { Ok(()) }
     }
     fn queue_notify(&mut self, queue: u32) {
@@ -324,4 +327,15 @@ fn config_change_bumps_the_generation_and_interrupts_a_running_driver() {
     r.t.config_changed();
     assert_eq!(r.r(reg::CONFIG_GENERATION), 2);
     assert_eq!(r.r(reg::INTERRUPT_STATUS), INT_CONFIG);
+}
+
+#[test]
+fn event_idx_is_set_on_the_queues_only_when_negotiated() {
+    for (features, want) in [(FEATURES, true), (FEATURES & !(1 << VIRTIO_RING_F_EVENT_IDX), false)] {
+        let mut r = rig();
+        r.negotiate(features);
+        r.setup_queue0();
+        r.w(reg::STATUS, ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK);
+        assert_eq!(r.log.lock().unwrap().event_idx, [want, want]);
+    }
 }
