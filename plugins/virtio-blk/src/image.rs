@@ -37,7 +37,7 @@ impl DiskImage {
         let sync = if cache == CacheMode::None { libc::O_DSYNC } else { 0 };
         let file = open(path, read_only, sync)?;
         lock(&file, path, read_only)?;
-        let meta = file.metadata().map_err(|e| io_error(path, "cannot read the metadata of", &e))?;
+        let meta = file.metadata().map_err(|e| io_error(path, "cannot read its metadata", &e))?;
         if meta.is_dir() {
             return Err(VmError::config(format!("disk image {}: is a directory", path.display())));
         }
@@ -46,8 +46,7 @@ impl DiskImage {
             CacheMode::None => open(path, read_only, libc::O_DIRECT | libc::O_DSYNC).ok(),
             CacheMode::Writeback => None,
         };
-        let bytes =
-            (&file).seek(SeekFrom::End(0)).map_err(|e| io_error(path, "cannot find the size of", &e))?;
+        let bytes = (&file).seek(SeekFrom::End(0)).map_err(|e| io_error(path, "cannot find its size", &e))?;
         Ok(DiskImage { path: path.to_path_buf(), file, direct, read_only, sectors: bytes / SECTOR_SIZE })
     }
 
@@ -115,8 +114,11 @@ impl DiskImage {
 fn open(path: &Path, read_only: bool, flags: i32) -> Result<File, VmError> {
     OpenOptions::new().read(true).write(!read_only).custom_flags(flags | libc::O_CLOEXEC).open(path).map_err(
         |e| {
-            let how =
-                if read_only { "cannot open (read-only)" } else { "cannot open for reading and writing" };
+            let how = if read_only {
+                "cannot open it for reading"
+            } else {
+                "cannot open it for reading and writing"
+            };
             io_error(path, how, &e)
         },
     )
@@ -128,7 +130,7 @@ fn io_error(path: &Path, what: &str, e: &io::Error) -> VmError {
     } else {
         ErrorKind::Io
     };
-    VmError::new(kind, format!("{what} disk image {}: {e}", path.display()))
+    VmError::new(kind, format!("disk image {}: {what}: {e}", path.display()))
 }
 
 /// Takes the whole-file OFD lock: exclusive for writing, shared for reading.
@@ -145,7 +147,7 @@ fn lock(file: &File, path: &Path, read_only: bool) -> Result<(), VmError> {
     let e = io::Error::last_os_error();
     let busy = matches!(e.raw_os_error(), Some(libc::EAGAIN) | Some(libc::EACCES));
     if !busy {
-        return Err(io_error(path, "cannot lock", &e));
+        return Err(io_error(path, "cannot lock it", &e));
     }
     let how = if read_only {
         "another process is writing to it"
@@ -193,7 +195,7 @@ pub(crate) mod tests {
         assert_eq!(
             e.message(),
             format!(
-                "cannot open for reading and writing disk image {}: No such file or directory (os error 2)",
+                "disk image {}: cannot open it for reading and writing: No such file or directory (os error 2)",
                 p.display()
             )
         );

@@ -11,6 +11,7 @@
 use crate::image::{DiskImage, SECTOR_SIZE};
 use crate::request::{DiskInfo, Operation, Request, Segment, parse_request};
 use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use virtio_bindings::virtio_blk::{VIRTIO_BLK_ID_BYTES, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK};
@@ -38,6 +39,9 @@ pub struct Backend {
 struct Signal {
     state: Mutex<(bool, bool)>,
     cond: Condvar,
+    /// The stop request again, for the worker to see between requests: a driver that keeps the
+    /// ring full must not keep a stop or reset waiting.
+    stop: AtomicBool,
 }
 
 impl Signal {
@@ -45,6 +49,9 @@ impl Signal {
         let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
         s.0 |= kick;
         s.1 |= stop;
+        if stop {
+            self.stop.store(true, Ordering::SeqCst);
+        }
         self.cond.notify_one();
     }
 
@@ -106,7 +113,7 @@ fn run(mut queue: Queue, b: &Backend, signal: &Signal) -> Queue {
         if broken {
             continue;
         }
-        if let Err(e) = process_queue(&mut queue, b) {
+        if let Err(e) = process_queue(&mut queue, b, &signal.stop) {
             eprintln!(
                 "vmhost: virtio-blk {}: the request queue is broken ({e}); the driver must reset the device",
                 b.disk.path().display()
@@ -118,13 +125,18 @@ fn run(mut queue: Queue, b: &Backend, signal: &Signal) -> Queue {
     queue
 }
 
-/// Serves every available request (virtio-queue's suppression loop).
-pub fn process_queue(q: &mut Queue, b: &Backend) -> Result<(), virtio_queue::Error> {
+/// Serves every available request (virtio-queue's suppression loop), or returns early once
+/// `stop` is set, leaving the rest in the ring for the next start.
+pub fn process_queue(q: &mut Queue, b: &Backend, stop: &AtomicBool) -> Result<(), virtio_queue::Error> {
     let mem = b.mem.as_ref();
     let info = DiskInfo { sectors: b.disk.sectors(), read_only: b.disk.read_only() };
     loop {
         q.disable_notification(mem)?;
         while let Some(chain) = q.iter(mem)?.next() {
+            if stop.load(Ordering::Relaxed) {
+                q.go_to_previous_position();
+                return Ok(());
+            }
             let head = chain.head_index();
             let used_len = match parse_request(mem, chain, info) {
                 Ok(req) => execute(&req, b),

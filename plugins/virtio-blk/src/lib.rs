@@ -32,8 +32,8 @@ pub use request::{DiskInfo, Operation, Request, RequestError, parse_request};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use vm_plugin_api::{
-    Component, Device, DeviceContext, DevicePlugin, DeviceType, Events, FdtNode, IoRegion, PluginDescription,
-    PluginModRef, VmError,
+    Component, Device, DeviceContext, DevicePlugin, DeviceType, ErrorKind, Events, FdtNode, IoRegion,
+    PluginDescription, PluginModRef, VmError,
 };
 use vm_virtio_common::{Interrupt, MmioTransport, guest_memory};
 
@@ -63,7 +63,11 @@ impl DevicePlugin for VirtioBlk {
         let config = BlkConfig::from_toml(&ctx.config)?;
         let name = format!("virtio-blk device '{}'", ctx.id);
         let path = resolve(Path::new(ctx.config_dir.as_str()), &config.path);
-        let disk = DiskImage::open(&path, config.read_only, config.cache)?;
+        let disk = DiskImage::open(&path, config.read_only, config.cache).map_err(|e| match e.kind {
+            // A missing or forbidden file: the host points at the `path` key in vm.toml.
+            ErrorKind::Config => VmError::config(format!("key `path`: {}", e.message())),
+            _ => e,
+        })?;
         let mem = Arc::new(guest_memory(ctx.memory)?);
         let interrupt = Interrupt::new(ctx.irq.into_option());
         let device = BlkDevice::new(name.clone(), disk, &config.serial);
