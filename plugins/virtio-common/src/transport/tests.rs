@@ -339,3 +339,24 @@ fn event_idx_is_set_on_the_queues_only_when_negotiated() {
         assert_eq!(r.log.lock().unwrap().event_idx, [want, want]);
     }
 }
+
+#[test]
+fn bad_queue_sizes_and_late_queue_writes_are_ignored() {
+    let mut r = rig();
+    r.negotiate(FEATURES);
+    r.w(reg::QUEUE_SEL, 0);
+    for bad in [32, 12, 0, 0x1_0000] {
+        r.w(reg::QUEUE_NUM, bad);
+    }
+    r.setup_queue0();
+    r.w(reg::STATUS, ACKNOWLEDGE | DRIVER | FEATURES_OK | DRIVER_OK);
+    assert_eq!(r.log.lock().unwrap().activations[0].1[0], (8, true, RAM_BASE));
+    // After DRIVER_OK the queue belongs to the device: set-up writes change nothing.
+    r.w(reg::QUEUE_READY, 0);
+    r.w(reg::QUEUE_DESC_LOW, 0x1000);
+    assert_eq!(r.r(reg::QUEUE_READY), 1);
+    r.w(reg::QUEUE_SEL, 1);
+    r.w(reg::QUEUE_NUM, 4);
+    r.w(reg::QUEUE_READY, 1);
+    assert_eq!(r.r(reg::QUEUE_READY), 0);
+}
