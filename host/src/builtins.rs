@@ -16,6 +16,7 @@ inventory::collect!(Builtin);
 
 inventory::submit! { Builtin { module: vm_interp::module } }
 inventory::submit! { Builtin { module: vm_serial::module } }
+inventory::submit! { Builtin { module: vm_virtio_blk::module } }
 
 /// Every built-in plugin with its description.
 pub fn all() -> &'static [(PluginInfo, PluginModRef)] {
