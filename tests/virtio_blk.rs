@@ -256,6 +256,22 @@ fn two_disks_in_two_slots_each_get_their_own_data() {
     check_image(&b, SLOT0 + 0x1000, 3000, false);
 }
 
+/// A disk whose image does not exist is refused when the VM starts, naming the file; the guest
+/// never runs.
+#[test]
+fn a_missing_image_is_refused_at_start_with_its_path() {
+    let dir = scratch("virtio-blk-missing");
+    let toml = vm_with_disks(
+        &dir,
+        "virtio_blk",
+        &[Disk { slot: 0, path: "missing.img", read_only: false, cache: "writeback" }],
+    );
+    let out = run(&vmhost(), &["run", toml.to_str().unwrap()], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains("missing.img"), "the error does not name the file:\n{}", stderr(&out));
+    assert!(!stdout(&out).contains("virtio-blk:"), "the guest ran: {}", stdout(&out));
+}
+
 /// Starts vmhost on `toml` as a console.
 fn start_vmhost(toml: &Path) -> Console {
     let mut cmd = Command::new(vmhost());
