@@ -328,13 +328,13 @@ fn a_second_writer_is_refused_and_read_only_users_share() {
     std::fs::create_dir_all(&first_dir).unwrap();
     std::fs::create_dir_all(&second_dir).unwrap();
 
-    let writer = |d: &Path, guest_name: &str, read_only: bool| {
+    let vm = |d: &Path, guest_name: &str, read_only: bool| {
         vm_with_disks(d, guest_name, &[Disk { slot: 0, path: abs, read_only, cache: "writeback" }])
     };
-    let first = writer(&first_dir, "virtio_blk_durable", false);
+    let first = vm(&first_dir, "virtio_blk_durable", false);
     let mut c = start_vmhost(&first);
     c.wait_for("virtio-blk: waiting to be killed\n");
-    let second = writer(&second_dir, "virtio_blk", false);
+    let second = vm(&second_dir, "virtio_blk", false);
     let out = run(&vmhost(), &["run", second.to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(1), "a second writer ran:\n{}\n{}", stdout(&out), stderr(&out));
     assert!(stderr(&out).contains(abs), "the error does not name {abs}:\n{}", stderr(&out));
@@ -349,10 +349,10 @@ fn a_second_writer_is_refused_and_read_only_users_share() {
     check_image(&image, SLOT0, 2048, false);
 
     background_image(&image, 2048);
-    let first = writer(&first_dir, "virtio_blk_durable", true);
+    let first = vm(&first_dir, "virtio_blk_durable", true);
     let mut c = start_vmhost(&first);
     c.wait_for("virtio-blk: waiting to be killed\n");
-    let second = writer(&second_dir, "virtio_blk", true);
+    let second = vm(&second_dir, "virtio_blk", true);
     let out = run(&vmhost(), &["run", second.to_str().unwrap()], &[]);
     assert!(
         stdout(&out).contains(&format!("virtio-blk: disk at {SLOT0:#x} capacity 2048 sectors read-only: OK")),
