@@ -277,3 +277,96 @@ pub const PRINT_HEX: &str = r#"
     sb x10, 0(x6)
     .endm
 "#;
+
+/// A guest console driven like a person at a terminal: wait for text, then type. Works for any
+/// VM whose console is its stdin and stdout (`vmhost run`, `qemu-system-riscv64 -nographic`).
+pub struct Console {
+    /// The VM; stdin and stdout belong to the console, stderr is left piped for the caller.
+    pub child: Child,
+    stdin: std::process::ChildStdin,
+    bytes: std::sync::mpsc::Receiver<Vec<u8>>,
+    seen: String,
+    /// Where in `seen` the next wait starts looking.
+    from: usize,
+    deadline: std::time::Instant,
+}
+
+impl Console {
+    /// Starts `cmd` with piped stdin, stdout and stderr; fails the test if it cannot start.
+    pub fn start(mut cmd: Command) -> Console {
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        let stdin = child.stdin.take().expect("piped stdin");
+        let mut out = child.stdout.take().expect("piped stdout");
+        let (tx, bytes) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = out.read(&mut buf) {
+                if tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + RUN_TIMEOUT;
+        Console { child, stdin, bytes, seen: String::new(), from: 0, deadline }
+    }
+
+    /// Waits until `text` appears after the previous match; returns what came before it. Kills
+    /// the VM and fails the test after [`RUN_TIMEOUT`] or if the VM ends first.
+    pub fn wait_for(&mut self, text: &str) -> String {
+        use std::sync::mpsc::RecvTimeoutError;
+        loop {
+            if let Some(at) = self.seen[self.from..].find(text) {
+                let before = self.seen[self.from..self.from + at].to_string();
+                self.from += at + text.len();
+                return before;
+            }
+            let left = self.deadline.saturating_duration_since(std::time::Instant::now());
+            match self.bytes.recv_timeout(left.max(Duration::from_millis(1))) {
+                Ok(b) => self.seen.push_str(&String::from_utf8_lossy(&b).replace('\r', "")),
+                Err(RecvTimeoutError::Timeout) => {
+                    let _ = self.child.kill();
+                    panic!("no {text:?} within {RUN_TIMEOUT:?}; console so far:\n{}", self.seen)
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let _ = self.child.kill();
+                    let err = self.child.stderr.take().map(|mut e| {
+                        let mut s = String::new();
+                        let _ = std::io::Read::read_to_string(&mut e, &mut s);
+                        s
+                    });
+                    panic!(
+                        "the VM ended before {text:?}; console:\n{}\nstderr:\n{}",
+                        self.seen,
+                        err.unwrap_or_default()
+                    )
+                }
+            }
+        }
+    }
+
+    /// Types `line` and Enter.
+    pub fn type_line(&mut self, line: &str) {
+        use std::io::Write;
+        self.stdin.write_all(format!("{line}\n").as_bytes()).expect("type into the console");
+        self.stdin.flush().expect("flush the console input");
+    }
+
+    /// Types `command` at a shell whose prompt is `prompt` and returns its output (up to the next
+    /// prompt), without the echoed command line.
+    pub fn command(&mut self, command: &str, prompt: &str) -> String {
+        self.type_line(command);
+        self.wait_for(&format!("{command}\n"));
+        self.wait_for(prompt)
+    }
+
+    /// Everything the console has printed so far, without `\r`.
+    pub fn seen(&self) -> &str {
+        &self.seen
+    }
+}
