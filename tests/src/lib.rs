@@ -35,7 +35,17 @@ pub fn build_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let mut cmd = cargo();
-        cmd.current_dir(root()).args(["build", "-p", "vm-host", "-p", "vm-interp-so", "-p", "vm-serial-so"]);
+        cmd.current_dir(root()).args([
+            "build",
+            "-p",
+            "vm-host",
+            "-p",
+            "vm-interp-so",
+            "-p",
+            "vm-serial-so",
+            "-p",
+            "vm-virtio-blk-so",
+        ]);
         if profile() == "release" {
             cmd.arg("--release");
         }
