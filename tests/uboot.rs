@@ -3,87 +3,12 @@
 //! the serial plugin. Skips with a reason when the packages are not installed
 //! (`scripts/install-deps.sh` installs them; `.ci/run` runs it).
 
-use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::time::{Duration, Instant};
 use vm_tests::*;
 
 const FW_JUMP: &str = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_jump.bin";
 const UBOOT: &str = "/usr/lib/u-boot/qemu-riscv64_smode/u-boot.bin";
 const PROMPT: &str = "=> ";
-
-/// A guest console driven like a person at a terminal: wait for text, then type.
-struct Console {
-    child: Child,
-    stdin: ChildStdin,
-    bytes: Receiver<Vec<u8>>,
-    seen: String,
-    /// Where in `seen` the next wait starts looking.
-    from: usize,
-    deadline: Instant,
-}
-
-impl Console {
-    fn start(toml: &Path) -> Console {
-        let mut child = Command::new(vmhost())
-            .args(["run", toml.to_str().unwrap()])
-            .env_remove("VMHOST_PLUGIN_PATH")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run vmhost");
-        let stdin = child.stdin.take().unwrap();
-        let mut out = child.stdout.take().unwrap();
-        let (tx, bytes) = channel();
-        std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = out.read(&mut buf) {
-                if tx.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
-        Console { child, stdin, bytes, seen: String::new(), from: 0, deadline: Instant::now() + RUN_TIMEOUT }
-    }
-
-    /// Waits until `text` appears after the previous match; returns what came before it.
-    fn wait_for(&mut self, text: &str) -> String {
-        loop {
-            if let Some(at) = self.seen[self.from..].find(text) {
-                let before = self.seen[self.from..self.from + at].to_string();
-                self.from += at + text.len();
-                return before;
-            }
-            let left = self.deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
-            match self.bytes.recv_timeout(left) {
-                Ok(b) => self.seen.push_str(&String::from_utf8_lossy(&b).replace('\r', "")),
-                Err(RecvTimeoutError::Timeout) => {
-                    let _ = self.child.kill();
-                    panic!("no {text:?} within {RUN_TIMEOUT:?}; console so far:\n{}", self.seen)
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    panic!("vmhost ended before {text:?}; console:\n{}", self.seen)
-                }
-            }
-        }
-    }
-
-    fn type_line(&mut self, line: &str) {
-        self.stdin.write_all(format!("{line}\n").as_bytes()).expect("type into the console");
-        self.stdin.flush().unwrap();
-    }
-
-    /// Types `command` at the prompt and returns its output (up to the next prompt).
-    fn command(&mut self, command: &str) -> String {
-        self.type_line(command);
-        self.wait_for(&format!("{command}\n"));
-        self.wait_for(PROMPT)
-    }
-}
 
 /// Boots the README's U-Boot machine with `harts` harts and drives U-Boot's prompt.
 fn boot_u_boot(harts: u32) {
@@ -97,7 +22,7 @@ fn boot_u_boot(harts: u32) {
     let text = text.replace("memory = \"256M\"", &format!("memory = \"256M\"\nharts = {harts}"));
     let toml = scratch(&format!("uboot-{harts}")).join("vm.toml");
     std::fs::write(&toml, text).unwrap();
-    let mut c = Console::start(&toml);
+    let mut c = Console::vmhost(&toml);
 
     let banner = c.wait_for("U-Boot 20");
     assert!(banner.contains("OpenSBI v"), "{banner}");
@@ -117,12 +42,12 @@ fn boot_u_boot(harts: u32) {
     c.type_line("");
     c.wait_for(PROMPT);
 
-    let version = c.command("version");
+    let version = c.command("version", PROMPT);
     assert!(version.starts_with("U-Boot 20"), "{version}");
-    let bdinfo = c.command("bdinfo");
+    let bdinfo = c.command("bdinfo", PROMPT);
     assert!(bdinfo.contains("-> start    = 0x0000000080000000"), "{bdinfo}");
     assert!(bdinfo.contains("-> size     = 0x0000000010000000"), "{bdinfo}");
-    let cpus = c.command("fdt print /cpus");
+    let cpus = c.command("fdt print /cpus", PROMPT);
     assert!(cpus.contains("riscv,isa = \"rv64imafdc_zicsr_zifencei\""), "{cpus}");
     assert!(cpus.contains("mmu-type = \"riscv,sv48\""), "{cpus}");
     assert!(cpus.contains("timebase-frequency = <0x00989680>"), "{cpus}");

@@ -272,13 +272,6 @@ fn a_missing_image_is_refused_at_start_with_its_path() {
     assert!(!stdout(&out).contains("virtio-blk:"), "the guest ran: {}", stdout(&out));
 }
 
-/// Starts vmhost on `toml` as a console.
-fn start_vmhost(toml: &Path) -> Console {
-    let mut cmd = Command::new(vmhost());
-    cmd.args(["run", toml.to_str().unwrap()]).env_remove("VMHOST_PLUGIN_PATH").env_remove("RUST_LOG");
-    Console::start(cmd)
-}
-
 /// Kills `c`'s VM with SIGKILL and checks that it was the kill that ended it.
 fn kill(c: Console) {
     let mut child = c.child;
@@ -298,7 +291,7 @@ fn durable(name: &str, cache: &str) {
         "virtio_blk_durable",
         &[Disk { slot: 0, path: "disk.img", read_only: false, cache }],
     );
-    let mut c = start_vmhost(&toml);
+    let mut c = Console::vmhost(&toml);
     c.wait_for(&format!("virtio-blk: disk at {SLOT0:#x}: written and flushed\n"));
     kill(c);
     check_image(&image, SLOT0, 2048, false);
@@ -332,7 +325,7 @@ fn a_second_writer_is_refused_and_read_only_users_share() {
         vm_with_disks(d, guest_name, &[Disk { slot: 0, path: abs, read_only, cache: "writeback" }])
     };
     let first = vm(&first_dir, "virtio_blk_durable", false);
-    let mut c = start_vmhost(&first);
+    let mut c = Console::vmhost(&first);
     c.wait_for("virtio-blk: waiting to be killed\n");
     let second = vm(&second_dir, "virtio_blk", false);
     let out = run(&vmhost(), &["run", second.to_str().unwrap()], &[]);
@@ -350,7 +343,7 @@ fn a_second_writer_is_refused_and_read_only_users_share() {
 
     background_image(&image, 2048);
     let first = vm(&first_dir, "virtio_blk_durable", true);
-    let mut c = start_vmhost(&first);
+    let mut c = Console::vmhost(&first);
     c.wait_for("virtio-blk: waiting to be killed\n");
     let second = vm(&second_dir, "virtio_blk", true);
     let out = run(&vmhost(), &["run", second.to_str().unwrap()], &[]);
@@ -455,6 +448,6 @@ fn u_boot_finds_the_disk_and_reads_the_sectors_the_test_wrote() {
     let disk = Disk { slot: 0, path: "disk.img", read_only: false, cache: "writeback" };
     let toml = dir.join("vm.toml");
     std::fs::write(&toml, format!("{text}{}", disk_entries(&[disk]))).unwrap();
-    drive_u_boot(start_vmhost(&toml), "vmhost");
+    drive_u_boot(Console::vmhost(&toml), "vmhost");
     assert_eq!(std::fs::read(&image).unwrap(), data, "U-Boot's reads changed the image");
 }

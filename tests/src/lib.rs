@@ -326,6 +326,13 @@ impl Console {
         Console { child, stdin, bytes, seen: String::new(), from: 0, deadline }
     }
 
+    /// `vmhost run toml` with this crate's vmhost and its plugins only.
+    pub fn vmhost(toml: &Path) -> Console {
+        let mut cmd = Command::new(vmhost());
+        cmd.arg("run").arg(toml).env_remove("VMHOST_PLUGIN_PATH").env_remove("RUST_LOG");
+        Console::start(cmd)
+    }
+
     /// Waits until `text` appears after the previous match; returns what came before it. Kills
     /// the VM and fails the test after [`RUN_TIMEOUT`] or if the VM ends first.
     pub fn wait_for(&mut self, text: &str) -> String {
