@@ -1,0 +1,118 @@
+//! Linux 6.1 on vmhost: Debian's OpenSBI (`fw_jump.bin`) boots the kernel that
+//! scripts/build-linux.sh builds, with its root file system (ext2, BusyBox) on the virtio-blk
+//! plugin and its console on the serial plugin. The tests boot linux.toml and linux-smp.toml on a
+//! copy of the root image, work at the shell, power off, and look for what the guest wrote in the
+//! image. Skips with a reason when the kernel has not been built.
+
+use std::path::{Path, PathBuf};
+use vm_tests::*;
+
+const FW_JUMP: &str = "/usr/lib/riscv64-linux-gnu/opensbi/generic/fw_jump.bin";
+/// The shell's prompt in / (linux/init's /etc/profile sets `PS1='\w # '`).
+const PROMPT: &str = "/ # ";
+
+/// The kernel and pristine root image the script links into target/linux, or `None` with a
+/// printed reason.
+fn built() -> Option<(PathBuf, PathBuf)> {
+    let dir = root().join("target/linux");
+    let (image, disk) = (dir.join("Image"), dir.join("rootfs.pristine.img"));
+    if !image.exists() || !disk.exists() {
+        eprintln!("skipped: no Linux guest in target/linux (scripts/build-linux.sh builds it)");
+        return None;
+    }
+    if !Path::new(FW_JUMP).exists() {
+        eprintln!("skipped: Debian's opensbi is not installed (scripts/install-deps.sh)");
+        return None;
+    }
+    Some((image, disk))
+}
+
+/// Boots `toml` (linux.toml or linux-smp.toml) on a copy of the root image in a scratch dir of
+/// its own; returns the console at the first prompt, the banner and the disk's path.
+fn boot(toml: &str, name: &str) -> Option<(Console, String, PathBuf)> {
+    let (image, pristine) = built()?;
+    let dir = scratch(name);
+    let disk = dir.join("rootfs.img");
+    std::fs::copy(&pristine, &disk).expect("copy the root image");
+    let text = std::fs::read_to_string(root().join(toml)).unwrap();
+    for path in ["\"target/linux/Image\"", "\"target/linux/rootfs.img\""] {
+        assert!(text.contains(path), "{toml} does not name {path}");
+    }
+    let text = text
+        .replace("\"target/linux/Image\"", &format!("{:?}", image.display().to_string()))
+        .replace("\"target/linux/rootfs.img\"", &format!("{:?}", disk.display().to_string()));
+    let vm = dir.join("vm.toml");
+    std::fs::write(&vm, text).unwrap();
+
+    let mut c = Console::vmhost(&vm);
+    let early = c.wait_for("Run /sbin/init as init process");
+    for line in
+        ["OpenSBI v", "Linux version 6.1", "virtio_blk virtio0: [vda]", "VFS: Mounted root (ext2 filesystem)"]
+    {
+        assert!(early.contains(line), "no {line:?} in the boot log:\n{early}");
+    }
+    let banner = c.wait_for("'poweroff -f' to stop");
+    c.wait_for(PROMPT);
+    Some((c, banner, disk))
+}
+
+/// Fails if the kernel log has an oops, a panic, a warning or a BUG splat.
+fn check_dmesg(c: &mut Console) {
+    let log = c.command("dmesg", PROMPT);
+    assert!(log.contains("Run /sbin/init as init process"), "not the kernel log:\n{log}");
+    for splat in ["Oops", "panic", "WARNING:", "BUG:"] {
+        assert!(!log.contains(splat), "{splat:?} in the kernel log:\n{log}");
+    }
+}
+
+/// Powers off from the shell; vmhost must exit 0.
+fn power_off(mut c: Console) {
+    c.type_line("poweroff -f");
+    let out = wait_with_timeout(c.child, "vmhost running Linux");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn linux_boots_to_a_shell_and_writes_its_virtio_blk_root() {
+    let Some((mut c, banner, disk)) = boot("linux.toml", "linux-1") else { return };
+    assert!(banner.contains("vmhost-linux: Linux (none) 6.1."), "{banner}");
+    assert!(banner.contains(" SMP ") && banner.contains(" riscv64\n"), "{banner}");
+    assert!(banner.contains("vmhost-linux: 1 CPUs"), "{banner}");
+
+    let mounts = c.command("grep ext2 /proc/mounts", PROMPT);
+    assert!(mounts.starts_with("/dev/root / ext2 rw"), "{mounts}");
+    // The shell computes the text, so the typed line alone cannot put it on the disk.
+    c.command("echo vmhost-linux-$((6 * 7)) > /data.txt; sync", PROMPT);
+    assert_eq!(c.command("cat /data.txt", PROMPT), "vmhost-linux-42\n");
+    check_dmesg(&mut c);
+    power_off(c);
+
+    let bytes = std::fs::read(&disk).unwrap();
+    assert!(contains(&bytes, b"vmhost-linux-42\n"), "the file's contents are not in the disk image");
+}
+
+#[test]
+fn linux_boots_on_four_harts_and_runs_four_jobs_in_parallel() {
+    let Some((mut c, banner, _disk)) = boot("linux-smp.toml", "linux-4") else { return };
+    assert!(banner.contains("vmhost-linux: 4 CPUs"), "{banner}");
+    let cpus = c.command("grep -c ^processor /proc/cpuinfo", PROMPT);
+    assert_eq!(cpus, "4\n");
+    let harts = c.command("grep ^hart /proc/cpuinfo", PROMPT);
+    for h in 0..4 {
+        assert!(harts.contains(&format!("hart\t\t: {h}\n")), "no hart {h} in:\n{harts}");
+    }
+
+    // 8 MiB of zeros through the disk, then four md5sum at once (the shell's & and wait).
+    c.command("dd if=/dev/zero of=/big bs=1M count=8 2>/dev/null; sync", PROMPT);
+    c.command("for i in 1 2 3 4; do md5sum /big > /m$i & done; wait", PROMPT);
+    let sums = c.command("cat /m1 /m2 /m3 /m4", PROMPT);
+    // md5 of 8 MiB of zero bytes.
+    let line = "96995b58d4cbf6aaa9041b4f00c7f6ae  /big\n";
+    assert_eq!(sums, line.repeat(4), "{sums}");
+    check_dmesg(&mut c);
+    power_off(c);
+}
