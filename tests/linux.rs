@@ -27,13 +27,19 @@ fn built() -> Option<(PathBuf, PathBuf)> {
     Some((image, disk))
 }
 
-/// Boots `toml` (linux.toml or linux-smp.toml) on a copy of the root image in a scratch dir of
-/// its own; returns the console at the first prompt, the banner and the disk's path.
-fn boot(toml: &str, name: &str) -> Option<(Console, String, PathBuf)> {
+/// Boots `toml` (linux.toml or linux-smp.toml) on `disk`, or on a fresh copy of the root image in
+/// a scratch dir `name`; returns the console at the first prompt, the banner and the disk's path.
+fn boot(toml: &str, name: &str, disk: Option<&Path>) -> Option<(Console, String, PathBuf)> {
     let (image, pristine) = built()?;
-    let dir = scratch(name);
-    let disk = dir.join("rootfs.img");
-    std::fs::copy(&pristine, &disk).expect("copy the root image");
+    let (dir, disk) = match disk {
+        Some(d) => (d.parent().unwrap().to_path_buf(), d.to_path_buf()),
+        None => {
+            let dir = scratch(name);
+            let disk = dir.join("rootfs.img");
+            std::fs::copy(&pristine, &disk).expect("copy the root image");
+            (dir, disk)
+        }
+    };
     let text = std::fs::read_to_string(root().join(toml)).unwrap();
     for path in ["\"target/linux/Image\"", "\"target/linux/rootfs.img\""] {
         assert!(text.contains(path), "{toml} does not name {path}");
@@ -65,11 +71,23 @@ fn check_dmesg(c: &mut Console) {
     }
 }
 
-/// Powers off from the shell; vmhost must exit 0.
+/// Remounts the root read-only (so ext2 marks it clean) and powers off; vmhost must exit 0.
 fn power_off(mut c: Console) {
+    c.command("mount -o remount,ro /", PROMPT);
     c.type_line("poweroff -f");
     let out = wait_with_timeout(c.child, "vmhost running Linux");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// `e2fsck -fn` finds the image's file system consistent (skips with a reason without e2fsck).
+fn check_fs(disk: &Path) {
+    let Some(fsck) = which("e2fsck").or_else(|| Some(PathBuf::from("/sbin/e2fsck")).filter(|p| p.exists()))
+    else {
+        eprintln!("not checked: e2fsck is not installed (e2fsprogs)");
+        return;
+    };
+    let out = std::process::Command::new(fsck).arg("-fn").arg(disk).output().unwrap();
+    assert!(out.status.success(), "e2fsck -fn: {}\n{}", stdout(&out), stderr(&out));
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -78,7 +96,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 
 #[test]
 fn linux_boots_to_a_shell_and_writes_its_virtio_blk_root() {
-    let Some((mut c, banner, disk)) = boot("linux.toml", "linux-1") else { return };
+    let Some((mut c, banner, disk)) = boot("linux.toml", "linux-1", None) else { return };
     assert!(banner.contains("vmhost-linux: Linux (none) 6.1."), "{banner}");
     assert!(banner.contains(" SMP ") && banner.contains(" riscv64\n"), "{banner}");
     assert!(banner.contains("vmhost-linux: 1 CPUs"), "{banner}");
@@ -93,11 +111,17 @@ fn linux_boots_to_a_shell_and_writes_its_virtio_blk_root() {
 
     let bytes = std::fs::read(&disk).unwrap();
     assert!(contains(&bytes, b"vmhost-linux-42\n"), "the file's contents are not in the disk image");
+    check_fs(&disk);
+
+    // The next boot on the same disk finds the file.
+    let Some((mut c, _, _)) = boot("linux.toml", "linux-1", Some(&disk)) else { return };
+    assert_eq!(c.command("cat /data.txt", PROMPT), "vmhost-linux-42\n");
+    power_off(c);
 }
 
 #[test]
 fn linux_boots_on_four_harts_and_runs_four_jobs_in_parallel() {
-    let Some((mut c, banner, _disk)) = boot("linux-smp.toml", "linux-4") else { return };
+    let Some((mut c, banner, disk)) = boot("linux-smp.toml", "linux-4", None) else { return };
     assert!(banner.contains("vmhost-linux: 4 CPUs"), "{banner}");
     let cpus = c.command("grep -c ^processor /proc/cpuinfo", PROMPT);
     assert_eq!(cpus, "4\n");
@@ -115,4 +139,5 @@ fn linux_boots_on_four_harts_and_runs_four_jobs_in_parallel() {
     assert_eq!(sums, line.repeat(4), "{sums}");
     check_dmesg(&mut c);
     power_off(c);
+    check_fs(&disk);
 }
