@@ -1,5 +1,7 @@
-//! Raw mode for a terminal on stdin, as QEMU's stdio character device sets it: no line editing,
-//! no echo, no input translation, 8-bit; signals (Ctrl-C) and output processing stay on.
+//! Raw mode for a terminal on stdin, as QEMU's `-nographic` sets it (`mon:stdio`, `signal=off`):
+//! no line editing, no echo, no input translation, no signal keys, 8-bit; output processing
+//! stays on. Ctrl-C, Ctrl-Z and Ctrl-\ are bytes for the guest (a shell's foreground job, not the
+//! VM, gets them); Ctrl-A X stops the VM, and SIGINT from elsewhere still does.
 //!
 //! The saved settings are restored by [`restore`], which the device calls when it stops or is
 //! dropped, and by an `atexit` handler, so a host that exits without dropping its devices
@@ -43,7 +45,7 @@ pub(crate) fn enter_raw(fd: RawFd) -> io::Result<bool> {
         | libc::ICRNL
         | libc::IXON);
     raw.c_oflag |= libc::OPOST;
-    raw.c_lflag &= !(libc::ECHO | libc::ECHONL | libc::ICANON | libc::IEXTEN);
+    raw.c_lflag &= !(libc::ECHO | libc::ECHONL | libc::ICANON | libc::IEXTEN | libc::ISIG);
     raw.c_cflag &= !(libc::CSIZE | libc::PARENB);
     raw.c_cflag |= libc::CS8;
     raw.c_cc[libc::VMIN] = 1;
@@ -119,7 +121,7 @@ mod tests {
 
     // One test: the saved settings are process-wide, so two tests would race for them.
     #[test]
-    fn a_terminal_goes_raw_keeping_signals_and_comes_back_and_a_pipe_is_left_alone() {
+    fn a_terminal_goes_raw_with_signal_keys_for_the_guest_and_comes_back_and_a_pipe_is_left_alone() {
         let pty = Pty::open();
         let fd = pty.follower.as_raw_fd();
         let before = pty.attrs();
@@ -129,7 +131,7 @@ mod tests {
         let raw = pty.attrs();
         assert_eq!(raw.c_lflag & (libc::ICANON | libc::ECHO | libc::IEXTEN), 0);
         assert_eq!(raw.c_iflag & (libc::ICRNL | libc::IXON), 0, "CR and Ctrl-S/Ctrl-Q reach the guest");
-        assert_ne!(raw.c_lflag & libc::ISIG, 0, "Ctrl-C still signals the host, as in QEMU");
+        assert_eq!(raw.c_lflag & libc::ISIG, 0, "Ctrl-C reaches the guest, as with QEMU's -nographic");
         assert_ne!(raw.c_oflag & libc::OPOST, 0);
         assert_eq!(raw.c_cflag & libc::CSIZE, libc::CS8);
         assert!(!enter_raw(fd).unwrap(), "raw already: the first saved settings are kept");
