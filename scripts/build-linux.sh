@@ -48,11 +48,14 @@ hash_of() { { cat; cat "$@"; } | sha256sum | cut -c1-16; }
 # Kernel: $1 = output directory for Image.
 build_kernel() {
     local dest=$1 src=$cache/src/linux-source-6.1
-    if [[ ! -f $src/Makefile ]]; then
+    # Unpacked aside and renamed when complete, so an interrupted run leaves no half tree.
+    if [[ ! -d $src ]]; then
         log "unpacking /usr/src/linux-source-6.1.tar.xz"
-        rm -rf "$cache/src/linux-source-6.1"
-        mkdir -p "$cache/src"
-        tar -C "$cache/src" -xf /usr/src/linux-source-6.1.tar.xz
+        rm -rf "$cache/src/linux.tmp"
+        mkdir -p "$cache/src/linux.tmp"
+        tar -C "$cache/src/linux.tmp" -xf /usr/src/linux-source-6.1.tar.xz
+        mv "$cache/src/linux.tmp/linux-source-6.1" "$src"
+        rmdir "$cache/src/linux.tmp"
     fi
     local mk=(make -C "$src" ARCH=riscv CROSS_COMPILE=$cross)
     "${mk[@]}" -s tinyconfig
@@ -88,16 +91,16 @@ SOURCES
         -o Dir::State::Lists="$apt/lists" -o Dir::Cache="$apt/cache")
     # As root, apt would hand the download to the _apt user, who cannot write under $HOME.
     [[ $(id -u) -eq 0 ]] && aptopts+=(-o APT::Sandbox::User=root)
-    local bb
-    bb=$(find "$cache/src" -maxdepth 1 -type d -name 'busybox-1*' | head -n1)
-    if [[ -z $bb ]]; then
+    local bb=$cache/src/busybox
+    if [[ ! -d $bb ]]; then
         log "fetching Debian's busybox source package"
+        local dl=$cache/src/busybox.dl
+        rm -rf "$dl" && mkdir -p "$dl"
         apt-get "${aptopts[@]}" -qq update
-        (cd "$cache/src" && apt-get "${aptopts[@]}" -qq source --download-only busybox)
-        local dsc
-        dsc=$(ls "$cache/src"/busybox_*.dsc | head -n1)
-        (cd "$cache/src" && dpkg-source -x "$dsc" >/dev/null 2>&1)
-        bb=$(find "$cache/src" -maxdepth 1 -type d -name 'busybox-1*' | head -n1)
+        (cd "$dl" && apt-get "${aptopts[@]}" -qq source --download-only busybox)
+        (cd "$dl" && quietly dpkg-source -x busybox_*.dsc tree)
+        mv "$dl/tree" "$bb"
+        rm -rf "$dl"
     fi
     # KCONFIG_ALLCONFIG ignores most symbols, so: allnoconfig, set the fragment's lines, and
     # take the defaults for what they expose. `yes` ends with SIGPIPE, hence the `|| :`.
