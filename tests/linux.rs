@@ -141,3 +141,55 @@ fn linux_boots_on_four_harts_and_runs_four_jobs_in_parallel() {
     power_off(c);
     check_fs(&disk);
 }
+
+/// Rewrites `[engine] plugin` in `vm` to `plugin`, sends vmhost SIGUSR1 and waits for its report
+/// of the `n`th swap, which must name `expect`.
+fn swap_to(c: &mut Console, vm: &Path, plugin: &str, n: usize, expect: &str) {
+    let text = std::fs::read_to_string(vm).unwrap();
+    let (head, tail) = text.split_once("[engine]\nplugin = ").expect("an [engine] table");
+    let rest = tail.split_once('\n').map_or("", |(_, r)| r);
+    std::fs::write(vm, format!("{head}[engine]\nplugin = {plugin:?}\n{rest}")).unwrap();
+    let kill = std::process::Command::new("kill").args(["-USR1", &c.child.id().to_string()]).status();
+    assert!(kill.is_ok_and(|s| s.success()), "kill -USR1 vmhost");
+    let report = "vmhost: engine swapped: every hart runs on ";
+    let mut errors = c.wait_for_stderr(report, n);
+    if !errors.rsplit(report).next().unwrap_or_default().contains('\n') {
+        // The rest of the report's line is still on its way.
+        errors = c.wait_for_stderr("\n", errors.matches('\n').count() + 1);
+    }
+    let line = errors.split(report).nth(n).unwrap().lines().next().unwrap();
+    assert!(line.contains(expect), "swap {n} went to {line:?}, not {expect:?}:\n{errors}");
+    assert!(!errors.contains("engine not swapped"), "{errors}");
+}
+
+#[test]
+fn the_engine_is_swapped_twice_while_linux_runs_and_the_shell_carries_on() {
+    let Some((mut c, _, disk)) = boot("linux-smp.toml", "linux-swap", None) else { return };
+    let dir = disk.parent().unwrap().to_path_buf();
+    let vm = dir.join("vm.toml");
+    c.watch_stderr();
+    // A second instance of the interp: the same library under another path is another library.
+    let second = dir.join("second");
+    std::fs::create_dir_all(&second).unwrap();
+    let so = second.join("libvmhost_interp.so");
+    std::fs::copy(build_dir().join("libvmhost_interp.so"), &so).unwrap();
+
+    // Jobs in flight on every hart across both swaps: four md5sum of 8 MiB.
+    c.command("dd if=/dev/zero of=/big bs=1M count=8 2>/dev/null; sync", PROMPT);
+    c.command("for i in 1 2 3 4; do md5sum /big > /m$i & done", PROMPT);
+    swap_to(&mut c, &vm, so.to_str().unwrap(), 1, so.to_str().unwrap());
+    assert_eq!(c.command("echo swapped-$((3 * 4))", PROMPT), "swapped-12\n");
+    c.command("echo vmhost-swap-$((6 * 7)) > /swap.txt; sync", PROMPT);
+    // And back to the interp the search path finds, next to vmhost.
+    let home = build_dir().join("libvmhost_interp.so");
+    swap_to(&mut c, &vm, "interp", 2, home.to_str().unwrap());
+    c.command("wait", PROMPT);
+    let sums = c.command("cat /m1 /m2 /m3 /m4", PROMPT);
+    assert_eq!(sums, "96995b58d4cbf6aaa9041b4f00c7f6ae  /big\n".repeat(4), "{sums}");
+    assert_eq!(c.command("cat /swap.txt", PROMPT), "vmhost-swap-42\n");
+    assert_eq!(c.command("grep -c ^processor /proc/cpuinfo", PROMPT), "4\n");
+    check_dmesg(&mut c);
+    power_off(c);
+    assert!(contains(&std::fs::read(&disk).unwrap(), b"vmhost-swap-42\n"), "the file is not in the image");
+    check_fs(&disk);
+}

@@ -248,3 +248,34 @@ async fn two_engine_plugins_of_one_kind_load_and_both_run() {
     let console = std::fs::read_to_string(&log).unwrap();
     assert!(console.contains("isa: 152 checks passed"), "{console}");
 }
+
+#[test]
+fn a_library_rebuilt_in_place_is_loaded_anew_and_an_unchanged_one_is_not() {
+    let dir = scratch("plugin-rebuilt");
+    let so = dir.join("libvmhost_interp.so");
+    std::fs::copy(build_dir().join("libvmhost_interp.so"), &so).unwrap();
+    let first = loader::load_file(&so).ok().unwrap();
+    let again = loader::load_file(&so).ok().unwrap();
+    assert_eq!(first.module.info() as usize, again.module.info() as usize, "unchanged: the same library");
+
+    // "Rebuilt" as cargo and the linker do it: a new file renamed over the old one (writing into
+    // the mapped file itself would change the code under the running library).
+    let new = dir.join("new.so");
+    std::fs::copy(build_dir().join("libvmhost_interp.so"), &new).unwrap();
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    std::fs::File::options().write(true).open(&new).unwrap().set_modified(later).unwrap();
+    std::fs::rename(&new, &so).unwrap();
+    let rebuilt = loader::load_file(&so).ok().unwrap();
+    assert_ne!(first.module.info() as usize, rebuilt.module.info() as usize, "rebuilt: a new library");
+    assert_eq!(rebuilt.source, Source::File(so.clone()), "named by the file the user gave");
+    assert_eq!(rebuilt.info.name.as_str(), "interp");
+    // The private copy it was mapped from is gone.
+    let copies: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            e.file_name().to_string_lossy().starts_with(&format!("vmhost-{}-reload-", std::process::id()))
+        })
+        .collect();
+    assert!(copies.is_empty(), "{copies:?}");
+}

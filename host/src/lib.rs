@@ -24,4 +24,4 @@ pub mod vm;
 
 pub use config::VmConfig;
 pub use error::HostError;
-pub use vm::{Outcome, StopHandle, Vm};
+pub use vm::{Outcome, PauseHandle, StopHandle, Vm};

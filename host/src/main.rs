@@ -5,19 +5,20 @@
 //! the guest console owns stdout.
 //!
 //! Exit codes of `run`: the guest's own (syscon power-off) when it powers off, 1 when vmhost stops
-//! with an error, 128 + N when signal N (SIGHUP, SIGINT, SIGTERM) stopped it.
+//! with an error, 128 + N when signal N (SIGHUP, SIGINT, SIGTERM) stopped it. SIGUSR1 swaps the
+//! engine live for the one `[engine]` in the vm.toml names now.
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 use vm_host::activity::Activity;
 use vm_host::listing;
 use vm_host::loader::SearchPath;
-use vm_host::{Outcome, StopHandle, Vm, VmConfig};
+use vm_host::{Outcome, PauseHandle, StopHandle, Vm, VmConfig};
 
 #[derive(Parser)]
 #[command(name = "vmhost", version, about = "A plugin-based RISC-V virtual machine")]
@@ -134,6 +135,38 @@ async fn watch_signals(running: Running, received: Arc<AtomicI32>, grace: Durati
     std::process::exit(128 + first);
 }
 
+/// On SIGUSR1, asks for an engine swap and pauses the VM so it can happen.
+async fn watch_swaps(pause: PauseHandle, requested: Arc<AtomicBool>) {
+    let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+        eprintln!("vmhost: warning: cannot handle SIGUSR1; live engine swaps are off");
+        return;
+    };
+    while usr1.recv().await.is_some() {
+        requested.store(true, Ordering::SeqCst);
+        pause.pause();
+    }
+}
+
+/// Swaps every hart's engine for the one `[engine]` in `path` names now (a rebuilt library is
+/// loaded anew), keeping the guest's state. A file or plugin that cannot be used leaves the
+/// running engine in place, saying why.
+fn swap_engine(vm: &mut Vm, path: &std::path::Path) {
+    let swapped = VmConfig::load(path).map_err(vm_host::HostError::from).and_then(|config| {
+        let search = SearchPath::new(&config.plugin_path);
+        let plugin = vm_host::loader::resolve(&config.engine, vm_plugin_api::PluginKind::Engine, &search)
+            .map_err(|e| config.error_at(config.engine_position, format!("key `engine.plugin`: {e}")))?;
+        let what = format!("'{}' {} ({})", plugin.info.name, plugin.info.version, plugin.source);
+        vm.swap_engine(plugin, &config.engine_config)?;
+        Ok(what)
+    });
+    match swapped {
+        Ok(what) => eprintln!("vmhost: engine swapped: every hart runs on {}", printable(&what)),
+        Err(e) => {
+            eprintln!("vmhost: engine not swapped, the running one goes on: {}", printable(&e.to_string()))
+        }
+    }
+}
+
 fn run(path: &std::path::Path, grace: Duration) -> ExitCode {
     let config = match VmConfig::load(path) {
         Ok(c) => c,
@@ -152,7 +185,16 @@ fn run(path: &std::path::Path, grace: Duration) -> ExitCode {
             Err(e) => return fail(e),
         };
         *running.lock().unwrap_or_else(|p| p.into_inner()) = Some((vm.stop_handle(), vm.activity()));
-        match vm.run().await {
+        let swaps = Arc::new(AtomicBool::new(false));
+        tokio::spawn(watch_swaps(vm.pause_handle(), Arc::clone(&swaps)));
+        let swap = |vm: &mut Vm| {
+            let asked = swaps.swap(false, Ordering::SeqCst);
+            if asked {
+                swap_engine(vm, path);
+            }
+            asked
+        };
+        match vm.run_with(swap).await {
             Ok(Outcome::PowerOff(code)) => ExitCode::from(code.clamp(0, 255) as u8),
             Ok(Outcome::Reset) => {
                 eprintln!("vmhost: the guest asked for a reset, which is not supported yet; stopping");

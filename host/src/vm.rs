@@ -34,7 +34,8 @@ pub enum Outcome {
     PowerOff(i32),
     /// The guest asked for a reset (not yet supported: treated as the end of the run).
     Reset,
-    /// The instruction limit given to [`Vm::run_until`] was reached.
+    /// The instruction limit given to [`Vm::run_until`] was reached, or a [`PauseHandle`] paused
+    /// it: every hart is at a block boundary and the next run goes on from there.
     Paused,
     /// Stopped from outside (Ctrl-C, [`StopHandle::stop`]).
     Stopped,
@@ -51,6 +52,24 @@ impl StopHandle {
     /// Asks the VM to stop at the engines' next block boundary.
     pub fn stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
+        exit_all(&self.harts);
+    }
+}
+
+/// Pauses a running VM from another task or thread: [`Vm::run_until`] returns
+/// [`Outcome::Paused`] with every hart at a block boundary, so the engines can be swapped
+/// ([`Vm::swap_engine`]) before the next run.
+#[derive(Clone)]
+pub struct PauseHandle {
+    pause: Arc<AtomicBool>,
+    harts: Vec<HartSignal>,
+}
+
+impl PauseHandle {
+    /// Asks the current run (or the next, if none is in progress) to pause at the engines' next
+    /// block boundary.
+    pub fn pause(&self) {
+        self.pause.store(true, Ordering::SeqCst);
         exit_all(&self.harts);
     }
 }
@@ -91,6 +110,8 @@ pub struct Vm {
     harts: Vec<HartSlot>,
     events: EventBus,
     stop: Arc<AtomicBool>,
+    /// Set by a [`PauseHandle`]; cleared when a run pauses for it.
+    pause: Arc<AtomicBool>,
     slice: u64,
     /// Components started so far, in start order, for stopping in reverse.
     started: Vec<Component>,
@@ -164,6 +185,7 @@ impl Vm {
             harts,
             events,
             stop: Arc::new(AtomicBool::new(false)),
+            pause: Arc::new(AtomicBool::new(false)),
             slice: config.slice,
             started: Vec::new(),
             activity,
@@ -183,6 +205,11 @@ impl Vm {
     /// A handle that stops the VM from elsewhere.
     pub fn stop_handle(&self) -> StopHandle {
         StopHandle { stop: Arc::clone(&self.stop), harts: self.machine.harts.clone() }
+    }
+
+    /// A handle that pauses the VM from another task or thread.
+    pub fn pause_handle(&self) -> PauseHandle {
+        PauseHandle { pause: Arc::clone(&self.pause), harts: self.machine.harts.clone() }
     }
 
     /// What the VM is busy with, for naming a component that does not stop.
@@ -299,8 +326,19 @@ impl Vm {
     /// Starts, runs until the guest powers off or the VM is stopped, and stops every component,
     /// also after an error.
     pub async fn run(&mut self) -> Result<Outcome, HostError> {
+        self.run_with(|_| false).await
+    }
+
+    /// As [`Vm::run`]; each time a [`PauseHandle`] pauses the run, calls `paused` with every hart
+    /// at a block boundary (to swap the engine, say), and goes on if it returns true.
+    pub async fn run_with(&mut self, mut paused: impl FnMut(&mut Vm) -> bool) -> Result<Outcome, HostError> {
         let r = match self.start() {
-            Ok(()) => self.run_until(u64::MAX).await,
+            Ok(()) => loop {
+                match self.run_until(u64::MAX).await {
+                    Ok(Outcome::Paused) if paused(self) => {}
+                    r => break r,
+                }
+            },
             Err(e) => Err(e),
         };
         if let Err(e) = &r {
@@ -336,6 +374,7 @@ impl Vm {
                 vcpu: Arc::clone(&slot.vcpu),
                 power: self.machine.power.clone(),
                 stop: Arc::clone(&self.stop),
+                pause: Arc::clone(&self.pause),
                 halt: Arc::clone(&halt),
                 signal: self.machine.harts[h].clone(),
                 clint: self.machine.clint.for_hart(h),
@@ -393,6 +432,9 @@ impl Vm {
         } else {
             Err(HostError::Other("a vCPU thread ended without handing back its hart".into()))
         };
+        if matches!(r, Ok(Outcome::Paused)) {
+            self.pause.store(false, Ordering::SeqCst);
+        }
         // The attention words still hold the halt; the next run starts from a clean slate.
         for h in &self.machine.harts {
             h.attention.fetch_and(!attn::EXIT, Ordering::SeqCst);
@@ -489,6 +531,8 @@ struct HartLoop {
     power: crate::devices::syscon::PowerState,
     /// A stop from outside (Ctrl-C, a stop handle).
     stop: Arc<AtomicBool>,
+    /// A pause from outside (a pause handle).
+    pause: Arc<AtomicBool>,
     /// Another hart finished the run.
     halt: Arc<AtomicBool>,
     signal: HartSignal,
@@ -519,6 +563,9 @@ impl HartLoop {
             }
             if self.stop.load(Ordering::SeqCst) || self.halt.load(Ordering::SeqCst) {
                 return Ok(Outcome::Stopped);
+            }
+            if self.pause.load(Ordering::SeqCst) {
+                return Ok(Outcome::Paused);
             }
             let instret = cpu.instret;
             if instret >= limit {
@@ -595,7 +642,7 @@ impl HartLoop {
         loop {
             // SAFETY: no engine run is in flight.
             let hart = &unsafe { self.vcpu.get() }.hart;
-            let halted = self.stop.load(Ordering::SeqCst) || self.halt.load(Ordering::SeqCst);
+            let halted = [&self.stop, &self.halt, &self.pause].iter().any(|f| f.load(Ordering::SeqCst));
             if halted || self.power.get().is_some() || hart.wake_pending() {
                 return;
             }

@@ -299,6 +299,23 @@ pub struct Console {
     /// Where in `seen` the next wait starts looking.
     from: usize,
     deadline: std::time::Instant,
+    /// The VM's stderr, once [`Console::watch_stderr`] took it.
+    errors: Option<std::sync::mpsc::Receiver<Vec<u8>>>,
+    errors_seen: String,
+}
+
+/// Sends what `from` gives, in chunks, until it ends.
+fn forward(mut from: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n @ 1..) = from.read(&mut buf) {
+            if tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 impl Console {
@@ -311,19 +328,41 @@ impl Console {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
         let stdin = child.stdin.take().expect("piped stdin");
-        let mut out = child.stdout.take().expect("piped stdout");
-        let (tx, bytes) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            use std::io::Read;
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = out.read(&mut buf) {
-                if tx.send(buf[..n].to_vec()).is_err() {
-                    break;
+        let bytes = forward(child.stdout.take().expect("piped stdout"));
+        let deadline = std::time::Instant::now() + RUN_TIMEOUT;
+        Console {
+            child,
+            stdin,
+            bytes,
+            seen: String::new(),
+            from: 0,
+            deadline,
+            errors: None,
+            errors_seen: String::new(),
+        }
+    }
+
+    /// Reads the VM's stderr from now on, for [`Console::wait_for_stderr`] (it is then no longer
+    /// in the child's output).
+    pub fn watch_stderr(&mut self) {
+        self.errors = Some(forward(self.child.stderr.take().expect("piped stderr")));
+    }
+
+    /// Waits until stderr has printed `text` `times` times since [`Console::watch_stderr`];
+    /// returns all of stderr so far. Fails the test after [`RUN_TIMEOUT`] or if stderr closes first.
+    pub fn wait_for_stderr(&mut self, text: &str, times: usize) -> String {
+        let errors = self.errors.as_ref().expect("watch_stderr first");
+        while self.errors_seen.matches(text).count() < times {
+            let left = self.deadline.saturating_duration_since(std::time::Instant::now());
+            match errors.recv_timeout(left.max(Duration::from_millis(1))) {
+                Ok(b) => self.errors_seen.push_str(&String::from_utf8_lossy(&b)),
+                Err(_) => {
+                    let _ = self.child.kill();
+                    panic!("no {text:?} on stderr; stderr:\n{}\nconsole:\n{}", self.errors_seen, self.seen)
                 }
             }
-        });
-        let deadline = std::time::Instant::now() + RUN_TIMEOUT;
-        Console { child, stdin, bytes, seen: String::new(), from: 0, deadline }
+        }
+        self.errors_seen.clone()
     }
 
     /// `vmhost run toml` with this crate's vmhost and its plugins only.

@@ -4,7 +4,9 @@
 //! plugin-api version must be semver-compatible with the host's and abi_stable must find every
 //! boundary type laid out as the host expects. Refusals say which file, what is wrong and what to
 //! do. Libraries are never unloaded (unloading Rust shared objects is unsound), so loading is
-//! cached per file.
+//! cached per file and version: a file rebuilt since it was loaded (a live engine swap to a
+//! rebuilt plugin) is opened anew from a private copy, as `dlopen` would hand back the library
+//! already mapped for that path.
 
 use crate::builtins;
 use crate::config::PluginRef;
@@ -203,19 +205,63 @@ pub fn name_from_file(path: &Path) -> String {
     stem.strip_prefix("libvmhost_").unwrap_or(&stem).to_string()
 }
 
-/// Loads and checks the plugin library at `path` (cached: a file is opened once per process).
+/// Loads and checks the plugin library at `path`. Cached: a file is opened once per process and
+/// version (its size and modification time); a changed file is opened from a copy.
 pub fn load_file(path: &Path) -> Result<Plugin, LoadError> {
-    static CACHE: Mutex<Option<HashMap<PathBuf, Result<Plugin, LoadError>>>> = Mutex::new(None);
-    let key = std::fs::canonicalize(path)
-        .map_err(|e| LoadError::Missing { path: path.to_path_buf(), reason: e.to_string() })?;
+    /// A file's size and modification time: what tells a rebuilt library from the loaded one.
+    type Version = (u64, Option<std::time::SystemTime>);
+    type Loaded = (Version, Result<Plugin, LoadError>);
+    static CACHE: Mutex<Option<HashMap<PathBuf, Loaded>>> = Mutex::new(None);
+    let missing = |e: std::io::Error| LoadError::Missing { path: path.to_path_buf(), reason: e.to_string() };
+    let key = std::fs::canonicalize(path).map_err(missing)?;
+    let meta = std::fs::metadata(&key).map_err(missing)?;
+    let version = (meta.len(), meta.modified().ok());
     let mut cache = CACHE.lock().unwrap_or_else(|p| p.into_inner());
     let cache = cache.get_or_insert_with(HashMap::new);
-    if let Some(r) = cache.get(&key) {
-        return r.clone();
-    }
-    let r = open(path);
-    cache.insert(key, r.clone());
+    let r = match cache.get(&key) {
+        Some((v, r)) if *v == version => return r.clone(),
+        Some(_) => open_copy(path),
+        None => open(path),
+    };
+    cache.insert(key, (version, r.clone()));
     r
+}
+
+/// Opens a rebuilt `path` from a private copy (removed once mapped), reported as `path`.
+fn open_copy(path: &Path) -> Result<Plugin, LoadError> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COPIES: AtomicU32 = AtomicU32::new(0);
+    let n = COPIES.fetch_add(1, Ordering::Relaxed);
+    // Same file name in a directory of its own: the name is what the plugin's name is read from.
+    let dir = std::env::temp_dir().join(format!("vmhost-{}-reload-{n}", std::process::id()));
+    let copy = dir.join(path.file_name().unwrap_or_default());
+    let copied = std::fs::create_dir_all(&dir).and_then(|()| std::fs::copy(path, &copy));
+    if let Err(e) = copied {
+        let _ = std::fs::remove_dir_all(&dir);
+        let reason = format!("cannot copy it to {} to load it again: {e}", copy.display());
+        return Err(LoadError::Missing { path: path.to_path_buf(), reason });
+    }
+    let r = open(&copy);
+    let _ = std::fs::remove_dir_all(&dir);
+    // Messages and listings name the file the user gave.
+    let rename = |p: &mut PathBuf| *p = path.to_path_buf();
+    match r {
+        Ok(mut plugin) => {
+            plugin.source = Source::File(path.to_path_buf());
+            Ok(plugin)
+        }
+        Err(mut e) => {
+            match &mut e {
+                LoadError::Missing { path: p, .. }
+                | LoadError::Unloadable { path: p, .. }
+                | LoadError::NotAPlugin { path: p, .. }
+                | LoadError::IncompatibleVersion { path: p, .. }
+                | LoadError::LayoutMismatch { path: p, .. } => rename(p),
+                _ => {}
+            }
+            Err(e)
+        }
+    }
 }
 
 fn open(path: &Path) -> Result<Plugin, LoadError> {
