@@ -130,9 +130,12 @@ fn run(mut queue: Queue, b: &Backend, signal: &Signal) -> Queue {
 pub fn process_queue(q: &mut Queue, b: &Backend, stop: &AtomicBool) -> Result<(), virtio_queue::Error> {
     let mem = b.mem.as_ref();
     let info = DiskInfo { sectors: b.disk.sectors(), read_only: b.disk.read_only() };
+    let mut more = false;
     loop {
         q.disable_notification(mem)?;
+        let mut served = false;
         while let Some(chain) = q.iter(mem)?.next() {
+            served = true;
             if stop.load(Ordering::Relaxed) {
                 q.go_to_previous_position();
                 return Ok(());
@@ -151,9 +154,16 @@ pub fn process_queue(q: &mut Queue, b: &Backend, stop: &AtomicBool) -> Result<()
                 b.interrupt.signal_used();
             }
         }
+        // The last look found requests that this drain did not: the available index went
+        // back, which no driver does (a used ring laid over it moves it with every flags write).
+        // Going round again would spin for ever, deaf to a stop.
+        if more && !served {
+            return Err(virtio_queue::Error::InvalidAvailRingIndex);
+        }
         if !q.enable_notification(mem)? {
             return Ok(());
         }
+        more = true;
     }
 }
 

@@ -20,6 +20,8 @@
 
 mod config;
 mod device;
+#[doc(hidden)]
+pub mod fuzzing;
 mod image;
 mod io;
 pub mod request;

@@ -292,6 +292,31 @@ fn a_broken_ring_is_an_error_not_a_panic() {
 }
 
 #[test]
+fn a_used_ring_over_the_available_index_is_a_broken_ring_not_a_spin() {
+    // Found by the fuzz target: with the used ring's flags on the available ring's index, every
+    // notification disable and enable moves the index (1, 0, 1, ...), and the suppression loop
+    // went round for ever without serving anything or seeing a stop.
+    let g = Guest::new("overlap");
+    let (b, irq) = g.backend(false, "");
+    let mock = g.mock();
+    g.header(HDR, VIRTIO_BLK_T_FLUSH, 0);
+    mock.add_desc_chains(&chain(&[d(HDR, 16, 0), d(STATUS, 1, W)], 0), 0).unwrap();
+    let mut state = mock.create_queue::<Queue>().unwrap().state();
+    state.avail_ring += 2;
+    state.used_ring = state.avail_ring + 2;
+    let mut q = Queue::try_from(state).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(process_queue(&mut q, &b, &AtomicBool::new(false))));
+    let Ok(result) = rx.recv_timeout(Duration::from_secs(30)) else {
+        std::mem::forget(g); // the spinning thread still uses its RAM
+        panic!("process_queue did not return");
+    };
+    assert!(matches!(result, Err(virtio_queue::Error::InvalidAvailRingIndex)), "{result:?}");
+    assert_eq!(g.status(STATUS), VIRTIO_BLK_S_OK as u8, "the one request was served first");
+    assert_eq!(irq.status(), INT_VRING);
+}
+
+#[test]
 fn reads_report_the_guest_bytes_they_fill_as_dma_writes() {
     let g = Guest::new("dma");
     let log = Arc::new(Mutex::new(Vec::new()));
