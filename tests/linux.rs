@@ -75,7 +75,7 @@ fn check_dmesg(c: &mut Console) {
 fn power_off(mut c: Console) {
     c.command("mount -o remount,ro /", PROMPT);
     c.type_line("poweroff -f");
-    let out = wait_with_timeout(c.child, "vmhost running Linux");
+    let out = wait_with_timeout(c.into_child(), "vmhost running Linux");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 
@@ -149,7 +149,7 @@ fn swap_to(c: &mut Console, vm: &Path, plugin: &str, n: usize, expect: &str) {
     let (head, tail) = text.split_once("[engine]\nplugin = ").expect("an [engine] table");
     let rest = tail.split_once('\n').map_or("", |(_, r)| r);
     std::fs::write(vm, format!("{head}[engine]\nplugin = {plugin:?}\n{rest}")).unwrap();
-    let kill = std::process::Command::new("kill").args(["-USR1", &c.child.id().to_string()]).status();
+    let kill = std::process::Command::new("kill").args(["-USR1", &c.child().id().to_string()]).status();
     assert!(kill.is_ok_and(|s| s.success()), "kill -USR1 vmhost");
     let report = "vmhost: engine swapped: every hart runs on ";
     let mut errors = c.wait_for_stderr(report, n);

@@ -58,7 +58,7 @@ fn boot_u_boot(harts: u32) {
 
     // U-Boot powers off through SBI's system reset, which OpenSBI does with the test device.
     c.type_line("poweroff");
-    let out = wait_with_timeout(c.child, "vmhost running U-Boot");
+    let out = wait_with_timeout(c.into_child(), "vmhost running U-Boot");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
 

@@ -274,7 +274,7 @@ fn a_missing_image_is_refused_at_start_with_its_path() {
 
 /// Kills `c`'s VM with SIGKILL and checks that it was the kill that ended it.
 fn kill(c: Console) {
-    let mut child = c.child;
+    let mut child = c.into_child();
     child.kill().expect("SIGKILL vmhost");
     let out = wait_with_timeout(child, "the killed vmhost");
     assert_eq!(out.status.signal(), Some(9), "vmhost ended on its own: {:?}\n{}", out.status, stderr(&out));
@@ -416,7 +416,7 @@ fn drive_u_boot(mut c: Console, who: &str) {
     assert!(past.contains("blocks read: ERROR"), "{who}: a read past the end: {past}");
 
     c.type_line("poweroff");
-    let out = wait_with_timeout(c.child, &format!("{who} running U-Boot"));
+    let out = wait_with_timeout(c.into_child(), &format!("{who} running U-Boot"));
     assert_eq!(out.status.code(), Some(0), "{who}: {}", stderr(&out));
 }
 

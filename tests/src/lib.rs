@@ -292,7 +292,9 @@ pub const PRINT_HEX: &str = r#"
 /// VM whose console is its stdin and stdout (`vmhost run`, `qemu-system-riscv64 -nographic`).
 pub struct Console {
     /// The VM; stdin and stdout belong to the console, stderr is left piped for the caller.
-    pub child: Child,
+    /// Killed when the console is dropped (a failed test leaves no VM behind), unless taken with
+    /// [`Console::into_child`].
+    child: Option<Child>,
     stdin: std::process::ChildStdin,
     bytes: std::sync::mpsc::Receiver<Vec<u8>>,
     seen: String,
@@ -304,15 +306,14 @@ pub struct Console {
     errors_seen: String,
 }
 
-/// Sends what `from` gives, in chunks, until it ends.
+/// Sends what `from` gives, in chunks, until it ends. Reads on when no one listens any more, so
+/// the VM never meets a closed console while it finishes.
 fn forward(mut from: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<Vec<u8>> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         while let Ok(n @ 1..) = from.read(&mut buf) {
-            if tx.send(buf[..n].to_vec()).is_err() {
-                break;
-            }
+            let _ = tx.send(buf[..n].to_vec());
         }
     });
     rx
@@ -331,7 +332,7 @@ impl Console {
         let bytes = forward(child.stdout.take().expect("piped stdout"));
         let deadline = std::time::Instant::now() + RUN_TIMEOUT;
         Console {
-            child,
+            child: Some(child),
             stdin,
             bytes,
             seen: String::new(),
@@ -342,10 +343,20 @@ impl Console {
         }
     }
 
+    /// The VM's process.
+    pub fn child(&mut self) -> &mut Child {
+        self.child.as_mut().expect("the VM is there until into_child")
+    }
+
+    /// Hands the VM's process over (to wait for its exit), so dropping the console leaves it.
+    pub fn into_child(mut self) -> Child {
+        self.child.take().expect("the VM is there until into_child")
+    }
+
     /// Reads the VM's stderr from now on, for [`Console::wait_for_stderr`] (it is then no longer
     /// in the child's output).
     pub fn watch_stderr(&mut self) {
-        self.errors = Some(forward(self.child.stderr.take().expect("piped stderr")));
+        self.errors = Some(forward(self.child().stderr.take().expect("piped stderr")));
     }
 
     /// Waits until stderr has printed `text` `times` times since [`Console::watch_stderr`];
@@ -357,7 +368,7 @@ impl Console {
             match errors.recv_timeout(left.max(Duration::from_millis(1))) {
                 Ok(b) => self.errors_seen.push_str(&String::from_utf8_lossy(&b)),
                 Err(_) => {
-                    let _ = self.child.kill();
+                    let _ = self.child().kill();
                     panic!("no {text:?} on stderr; stderr:\n{}\nconsole:\n{}", self.errors_seen, self.seen)
                 }
             }
@@ -386,12 +397,12 @@ impl Console {
             match self.bytes.recv_timeout(left.max(Duration::from_millis(1))) {
                 Ok(b) => self.seen.push_str(&String::from_utf8_lossy(&b).replace('\r', "")),
                 Err(RecvTimeoutError::Timeout) => {
-                    let _ = self.child.kill();
+                    let _ = self.child().kill();
                     panic!("no {text:?} within {RUN_TIMEOUT:?}; console so far:\n{}", self.seen)
                 }
                 Err(RecvTimeoutError::Disconnected) => {
-                    let _ = self.child.kill();
-                    let err = self.child.stderr.take().map(|mut e| {
+                    let _ = self.child().kill();
+                    let err = self.child().stderr.take().map(|mut e| {
                         let mut s = String::new();
                         let _ = std::io::Read::read_to_string(&mut e, &mut s);
                         s
@@ -424,5 +435,14 @@ impl Console {
     /// Everything the console has printed so far, without `\r`.
     pub fn seen(&self) -> &str {
         &self.seen
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
