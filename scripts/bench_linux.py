@@ -3,9 +3,9 @@
 Linux 6.1 → BusyBox, root on virtio-blk) on vmhost (linux.toml, or linux-smp.toml with
 --harts 4) and on qemu-system-riscv64 -machine virt with the same firmware, kernel, command line,
 RAM and hart count, each run on a fresh copy of target/linux/rootfs.pristine.img. The runners
-take turns; each run is timed from process start to the first userspace line (the banner
-linux/init prints) and to the shell's `/ # ` prompt, then `poweroff -f` is typed and the run must
-exit 0.
+take turns; each run is timed from process start to the kernel's "Run /sbin/init" line, to the
+first userspace line (the banner linux/init prints) and to the shell's `/ # ` prompt, then
+`poweroff -f` is typed and the run must exit 0.
 
 Then one untimed run of each counts guest instructions, over all harts:
   QEMU    a TCG plugin (scripts/qemu-insn-plugin.c, built against the header from Debian's qemu
@@ -45,8 +45,9 @@ CACHE = os.path.join(os.environ.get("VMHOST_CACHE", os.path.expanduser("~/.cache
 TIME_TARGET = 2.0  # vmhost may take at most this many times QEMU's time to the prompt
 POWEROFF_WAIT = 30  # seconds a machine may take to exit after `poweroff -f`
 
-# (column, text that marks it): the banner's first line, then the prompt of linux/init's shell.
-MARKS = [("userspace", b"vmhost-linux: Linux"), ("prompt", b"/ # ")]
+# (column, text that marks it): the kernel's last line before it starts /init, the banner's first
+# line (the first from userspace), then the prompt of linux/init's shell.
+MARKS = [("init", b"Run /sbin/init as init process"), ("userspace", b"vmhost-linux: Linux"), ("prompt", b"/ # ")]
 
 
 class RunFailed(Exception):
@@ -134,8 +135,8 @@ def qemu_plugin_header():
         tarballs = glob.glob(os.path.join(dl, "qemu_*.orig.tar.*"))
         if not tarballs:
             raise SystemExit("bench_linux: no qemu_*.orig.tar.* in Debian's qemu source package")
-        subprocess.run(["tar", "-C", dl, "--no-same-owner", "-xf", tarballs[0], "--wildcards", "*/include/qemu/qemu-plugin.h"],
-                       check=True)
+        subprocess.run(["tar", "-C", dl, "--no-same-owner", "-xf", tarballs[0], "--wildcards",
+                        "*/include/qemu/qemu-plugin.h"], check=True)
         found = glob.glob(os.path.join(dl, "*/include/qemu/qemu-plugin.h"))
         if not found:
             raise SystemExit("bench_linux: no include/qemu/qemu-plugin.h in the qemu source")
@@ -265,15 +266,15 @@ def main():
           f"cmdline {cmdline!r}; {qemu_version}; commit {commit}")
     print(f"median of {args.runs} runs; 1-minute load average {min(loads):.2f}-{max(loads):.2f} during the runs "
           f"on {os.cpu_count()} CPUs\n")
-    print(f"{'runner':<28} {'userspace s':>12} {'prompt s':>9} {'best prompt s':>14} {'insns to user':>14}"
-          f" {'insns to off':>13} {'time vs QEMU':>13}")
+    print(f"{'runner':<28} {'Run /init s':>12} {'userspace s':>12} {'prompt s':>9} {'best prompt s':>14}"
+          f" {'insns to user':>14} {'insns to off':>13} {'time vs QEMU':>13}")
     for label, name in [("vmhost", f"vmhost ({args.engine})"), ("QEMU", "qemu-system-riscv64 (TCG)")]:
         t = med[label]
         ratio = t["prompt"] / med["QEMU"]["prompt"]
         # The fastest run too: on a shared machine, the load only ever adds time.
         best = min(r["prompt"] for r in results[label])
-        print(f"{name:<28} {t['userspace']:>12.3f} {t['prompt']:>9.3f} {best:>14.3f} {m(insns[label][0]):>14}"
-              f" {m(insns[label][1]):>13} {ratio:>12.2f}x")
+        print(f"{name:<28} {t['init']:>12.3f} {t['userspace']:>12.3f} {t['prompt']:>9.3f} {best:>14.3f}"
+              f" {m(insns[label][0]):>14} {m(insns[label][1]):>13} {ratio:>12.2f}x")
     if plugin:
         print("\ninsns to user: before the first user-mode instruction (QEMU: TCG plugin, all vCPUs, exact on"
               " one;\n  vmhost: the first hart's instret, where vmhost logs it; '-' where it does not)"
