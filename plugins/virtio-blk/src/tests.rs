@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::image::tests::TempImage;
-use crate::io::{Backend, DeviceId, process_queue};
+use crate::io::{Backend, DeviceId, more_within, process_queue};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -434,6 +434,23 @@ fn a_stop_request_ends_the_batch_and_leaves_the_rest_for_later() {
     assert_eq!(used(&mock), []);
     process_queue(&mut q, &b, &AtomicBool::new(false)).unwrap();
     assert_eq!(used(&mock), [(0, 1), (2, 1), (4, 1)], "nothing was skipped");
+}
+
+#[test]
+fn after_a_drain_the_worker_sees_new_requests_without_a_kick_and_gives_up_on_a_stop() {
+    let g = Guest::new("poll");
+    let (b, _) = g.backend(false, "");
+    let mock = g.mock();
+    let mut q: Queue = mock.create_queue().unwrap();
+    let (go, stop) = (AtomicBool::new(false), AtomicBool::new(true));
+    let poll = Duration::from_millis(5);
+    assert!(!more_within(&q, &g.mem, &go, poll), "an empty ring has nothing after the poll");
+    mock.add_desc_chains(&flushes(&g, 2), 0).unwrap();
+    assert!(more_within(&q, &g.mem, &go, poll), "a request made available is seen");
+    assert!(!more_within(&q, &g.mem, &stop, Duration::from_secs(60)), "a stop ends the poll at once");
+    process_queue(&mut q, &b, &go).unwrap();
+    assert_eq!(used(&mock), [(0, 1), (2, 1)]);
+    assert!(!more_within(&q, &g.mem, &go, poll), "served requests are not seen again");
 }
 
 /// virtio-queue 0.18 does not read VRING_AVAIL_F_NO_INTERRUPT (a "SHOULD" of the spec), so
