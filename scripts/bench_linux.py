@@ -12,10 +12,9 @@ Then one untimed run of each counts guest instructions, over all harts:
           source package and cached in ~/.cache/vmhost/qemu-plugin) counts every instruction
           executed: to the first user-mode instruction (exact), and to the exit after poweroff.
   vmhost  the engines' retired-instruction count at exit (the ExecutionCompleted event, logged
-          with RUST_LOG=vm_host::events=trace), which compares with QEMU's count to the exit. The
-          count to the first user-mode instruction only where vmhost logs a line
-          "first user-mode instruction after instret=N" (the first hart's own count); today's
-          vmhost does not, so that cell reads "-".
+          with RUST_LOG=vm_host::events=trace), which compares with QEMU's count to the exit, and
+          the first hart's count at its first user-mode instruction (the line "first user-mode
+          instruction after instret=N" vmhost logs at info level).
 Prints the medians, the ratio to QEMU, and whether the interp meets the target: the prompt within
 2x QEMU's time.
 
@@ -250,7 +249,7 @@ def main():
             env = dict(os.environ, RUST_LOG="info,vm_host::events=trace")
             _, err = run("vmhost", runners["vmhost"], env)
             total = count(r"ExecutionCompleted\(ExecutionStats \{ instructions: (\d+)", err, "ExecutionCompleted event")
-            user = re.search(r"first user-mode instruction after instret=(\d+)", err)  # if vmhost ever logs it
+            user = re.search(r"first user-mode instruction after instret=(\d+)", err)
             insns["vmhost"] = (int(user.group(1)) if user else None, total)
 
     med = {label: {name: statistics.median(t[name] for t in results[label]) for name, _ in MARKS}

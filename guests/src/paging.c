@@ -1,8 +1,8 @@
 /* Sv39 and Sv48 paging in S and U, with page tables built by M: the satp WARL, loads, stores and
  * fetches through 4 KiB pages, megapages and gigapages, the page faults (invalid and reserved PTEs,
  * missing R/W/X, U/S, SUM, MXR, MPRV, misaligned superpages, non-canonical addresses, a load that
- * crosses into an unmapped page), accesses outside RAM, the A and D bits, sfence.vma and a satp
- * switch. The whole list runs once under Sv39 and once under Sv48; one line per check, compared
+ * crosses into an unmapped page), accesses outside RAM, the A and D bits, sfence.vma (of data,
+ * and of code already run, through a 4 KiB page and a megapage) and a satp switch. The whole list runs once under Sv39 and once under Sv48; one line per check, compared
  * with QEMU's.
  *
  * The kernel is identity-mapped (S pages, so U cannot touch it). The probes - a few instructions
@@ -77,16 +77,26 @@ __asm__(
     " p_sfence_a: ld a0, 0(a1)\n sd a3, 0(a2)\n sfence.vma a1, zero\n ld a1, 0(a1)\n j p_done\n"
     " p_sfence_g: ld a0, 0(a1)\n sd a3, 0(a2)\n sfence.vma zero, zero\n ld a1, 0(a1)\n j p_done\n"
     " p_satp: ld a0, 0(a1)\n csrw satp, a2\n sfence.vma\n ld a1, 0(a1)\n j p_done\n"
+    /* Calls code at a1, points its leaf PTE (at a2) at other code (PTE a3), fences a1 (or, in
+       p_remap_far, another 4 KiB page of the same megapage) and calls a1 again: a0 and a1 are
+       what the two calls returned. */
+    " p_remap: jalr a1\n mv t2, a0\n sd a3, 0(a2)\n sfence.vma a1, zero\n jalr a1\n"
+    "  mv a1, a0\n mv a0, t2\n j p_done\n"
+    " p_remap_far: mv t3, a1\n jalr a1\n mv t2, a0\n sd a3, 0(a2)\n addi t4, t3, -0x7ff\n"
+    "  addi t4, t4, -0x7ff\n addi t4, t4, -0x2\n sfence.vma t4, zero\n jalr t3\n"
+    "  mv a1, a0\n mv a0, t2\n j p_done\n"
     " p_done: li a7, 0xd0e\n ebreak\n"
     " probe_end:\n"
     /* The code fetched through the mappings: returns 0x5a. */
     " .section .text.target, \"ax\"\n .balign 4096\n target_page:\n li a0, 0x5a\n ret\n"
+    /* The code a remapped page runs instead: returns 0xa5. */
+    " .balign 4096\n target_page2:\n li a0, 0xa5\n ret\n"
     " .option pop\n"
 
     " .section .bss\n .balign 16\n .space 4096\n m_stack_top:\n .space 4096\n low_stack_top:\n .text\n");
 
-extern char m_trap[], s_trap[], probe_page[], probe_end[], target_page[], __bss_end[];
-extern char p_ld[], p_sd[], p_call[], p_mprv[], p_sfence_a[], p_sfence_g[], p_satp[];
+extern char m_trap[], s_trap[], probe_page[], probe_end[], target_page[], target_page2[], __bss_end[];
+extern char p_ld[], p_sd[], p_call[], p_mprv[], p_sfence_a[], p_sfence_g[], p_satp[], p_remap[], p_remap_far[];
 
 void m_handler(uint64_t a7)
 {
@@ -117,11 +127,14 @@ static volatile uint64_t data[NDATA][512] __attribute__((aligned(4096)));
 #define VA(n)    (UVA + (n) * 0x1000ull)
 #define OUTSIDE  0x100000000ull         /* a physical address with nothing there on either VM */
 #define MEGA_PA  0x80800000ull          /* RAM for the 2 MiB page, above the image */
+#define CODE_MEGA_A 0x80a00000ull       /* two megapages of code for the remap check */
+#define CODE_MEGA_B 0x80c00000ull
+#define CODE_MEGA_VA 0x40800000ull
 #define SIG(i)   (0xd0d0000000000000ull | (i))
 
 enum {
     P_PROBE, P_DS, P_DU, P_INVALID, P_WONLY, P_RONLY, P_XONLY, P_RW_NOX, P_UX, P_CLEAN, P_CLEAN2, P_OUT,
-    P_CROSS, P_CROSS_HOLE, P_SFENCE, P_SWITCH, P_URONLY, P_X_NOA, P_X_OUT, P_COUNT
+    P_CROSS, P_CROSS_HOLE, P_SFENCE, P_SWITCH, P_URONLY, P_X_NOA, P_X_OUT, P_CODE, P_COUNT
 };
 
 struct space {
@@ -193,6 +206,8 @@ static void build(struct space *s, int alt)
     map(s, VA(P_URONLY), dpa(2), 0, rwx | PTE_U | PTE_R);
     map(s, VA(P_X_NOA), (uint64_t)target_page, 0, PTE_V | PTE_R | PTE_X);
     map(s, VA(P_X_OUT), OUTSIDE, 0, rwx | PTE_R | PTE_X);
+    map(s, VA(P_CODE), (uint64_t)target_page, 0, rwx | PTE_R | PTE_X);
+    map(s, CODE_MEGA_VA, CODE_MEGA_A, 1, rwx | PTE_R | PTE_X);
     map(s, 0x40200000, MEGA_PA, 1, rwx | PTE_R | PTE_W);
     map(s, 0x40400000, MEGA_PA + 0x1000, 1, rwx | PTE_R | PTE_W);      /* PPN[0] != 0 */
     map(s, 0x40600000, OUTSIDE, 1, PTE_V);                             /* a table outside RAM */
@@ -355,6 +370,18 @@ static void suite(struct space *s, struct space *alt)
     check("sfence.vma global", 1, p_sfence_g, VA(P_SFENCE), (uint64_t)e, pte(dpa(6), PTE_V | PTE_R | PTE_W | AD));
     printf("%s   then a1=0x%lx\n", cur, r_a1);
 
+    /* Code that already ran, remapped: the fence of its page, or of another 4 KiB page of its
+       megapage, must make the next call run the new code. */
+    uint64_t rx = PTE_V | PTE_R | PTE_X | AD;
+    check("sfence.vma of code", 1, p_remap, VA(P_CODE), (uint64_t)leaf_of(s, P_CODE), pte((uint64_t)target_page2, rx));
+    printf("%s   then a1=0x%lx\n", cur, r_a1);
+    *leaf_of(s, P_CODE) = pte((uint64_t)target_page, rx);
+    uint64_t *mega = slot(s, CODE_MEGA_VA, 1);
+    check("sfence.vma of a megapage of code", 1, p_remap_far, CODE_MEGA_VA + 0x3000, (uint64_t)mega, pte(CODE_MEGA_B, rx));
+    printf("%s   then a1=0x%lx\n", cur, r_a1);
+    *mega = pte(CODE_MEGA_A, rx);
+    sfence();
+
     /* Loads P_SWITCH, moves satp to the other table (same kernel, P_SWITCH elsewhere), loads it. */
     check("satp switch", 1, p_satp, VA(P_SWITCH), alt->satp, 0);
     printf("%s   then a1=0x%lx satp=%s\n", cur, r_a1, csrr(satp) == alt->satp ? "other" : "?");
@@ -378,6 +405,12 @@ static void satp_warl(struct space *a, struct space *b)
 
 int main(void)
 {
+    /* The megapages' code: target_page's at A, target_page2's at B, both at offset 0x3000. */
+    for (unsigned k = 0; k < 8; k++) {
+        ((volatile char *)CODE_MEGA_A)[0x3000 + k] = target_page[k];
+        ((volatile char *)CODE_MEGA_B)[0x3000 + k] = target_page2[k];
+    }
+    __asm__ volatile("fence.i" ::: "memory");
     static struct space sv39 = {"sv39", 3, 0, 0}, sv39b = {"sv39", 3, 0, 0};
     static struct space sv48 = {"sv48", 4, 0, 0}, sv48b = {"sv48", 4, 0, 0};
     if ((uint64_t)__bss_end > MEGA_PA || probe_end - probe_page > 4096) {

@@ -176,6 +176,7 @@ impl Vm {
                 tlb,
                 code: Arc::clone(&machine.code),
                 hart_index: h,
+                code_mappings: Default::default(),
             });
             let engine = EngineSlot { engine, plugin: plugin.clone() };
             harts.push(HartSlot { engine, cpu: RBox::new(cpu), vcpu });

@@ -164,6 +164,8 @@ pub struct Hart {
     external: ExternalIrq,
     clint: Clint,
     hartid: u64,
+    /// Whether the hart has been in U-mode yet: the first entry is logged, for boot benchmarks.
+    entered_user: bool,
 }
 
 /// An access or instruction the hart refuses: the instruction is illegal.
@@ -206,6 +208,7 @@ impl Hart {
             external,
             clint,
             hartid,
+            entered_user: false,
         }
     }
 
@@ -348,6 +351,11 @@ impl Hart {
         self.sync_context(cpu);
         cpu.pc = pc;
         cpu.instret += 1;
+        if privilege == PRIV_U && !self.entered_user {
+            self.entered_user = true;
+            // scripts/bench_linux.py reads it: the instructions it took to reach userspace.
+            tracing::info!("hart {}: first user-mode instruction after instret={}", self.hartid, cpu.instret);
+        }
     }
 
     /// The MMU mode of loads and stores: MPRV in M makes them use MPP's; SUM lets S touch U pages.

@@ -12,6 +12,7 @@ use crate::bus::{Bus, BusError};
 use crate::code_pages::CodePages;
 use crate::devices::clint::Clint;
 use crate::devices::syscon::PowerState;
+use crate::riscv::code_mappings::CodeMappings;
 use crate::riscv::fpu;
 use crate::riscv::hart::{Exception, Hart, PRIV_M, PRIV_S, PRIV_U};
 use crate::riscv::helper::{CSR_RD_SHIFT, HELPER_COUNT, Helper};
@@ -55,6 +56,8 @@ pub struct VcpuContext {
     pub code: Arc<CodePages>,
     /// Which hart this is (its index in `code`'s queues).
     pub hart_index: usize,
+    /// The virtual mappings the engine's translations were fetched through.
+    pub code_mappings: CodeMappings,
 }
 
 /// A [`VcpuContext`] shared with the thread an engine runs on.
@@ -228,6 +231,13 @@ unsafe extern "C" fn no_helper(
 }
 
 impl VcpuContext {
+    /// The engine must drop every translation that depends on virtual mappings (at its next
+    /// block boundary, before it translates again).
+    fn flush_virtual_code(&mut self) {
+        self.code_mappings.clear();
+        self.attention.fetch_or(attn::FLUSH_VIRT, Ordering::SeqCst);
+    }
+
     /// Translates a virtual address for an `access` of `size` bytes in MMU mode `mmu`, and checks
     /// the physical range against PMP (a denial is an access fault).
     fn walk(
@@ -362,11 +372,17 @@ impl VcpuContext {
                 self.code.protect_elsewhere(self.hart_index);
             }
             // The fetch TLB entry, so an engine can find code for a virtual pc without a call.
-            if let Ok((_, t)) = self.walk(vpage, 1, mode, mmu::Access::Fetch)
-                && let Some((read, write, exec)) = self.cacheable(&t, mode)
+            let walked = self.walk(vpage, 1, mode, mmu::Access::Fetch);
+            if let Ok((_, t)) = &walked
+                && let Some((read, write, exec)) = self.cacheable(t, mode)
             {
                 let rights = Fill { read, write, exec, code: true };
                 self.tlb.fill(mode, vpage, host_page, rights, t.page_size != mmu::PageSize::Size4K);
+            }
+            // M-mode fetches are physical: nothing a fence changes.
+            if mode != tlb::MMU_M {
+                let size = walked.map_or(mmu::PageSize::Size4K, |(_, t)| t.page_size);
+                self.code_mappings.record(vpage, size);
             }
         }
         Ok(block)
@@ -570,7 +586,7 @@ impl VcpuContext {
                     || self.hart.pmp_writes() != pmp
                 {
                     self.tlb.flush();
-                    self.attention.fetch_or(attn::FLUSH_VIRT, Ordering::SeqCst);
+                    self.flush_virtual_code();
                 }
                 // A write may have enabled an interrupt that is already pending.
                 if self.hart.interrupt_to_take().is_some() {
@@ -628,11 +644,15 @@ impl VcpuContext {
                 Ok(()) => {
                     let all_addresses = imm >> 32 & 1 != 0;
                     if all_addresses {
-                        self.tlb.flush()
+                        self.tlb.flush();
+                        self.flush_virtual_code();
                     } else {
-                        self.tlb.flush_page(a)
+                        self.tlb.flush_page(a);
+                        // Translations stand unless code came through the fenced mapping.
+                        if self.code_mappings.covers(a) {
+                            self.flush_virtual_code();
+                        }
                     }
-                    self.attention.fetch_or(attn::FLUSH_VIRT, Ordering::SeqCst);
                     HostResult::value(0)
                 }
                 Err(_) => self.exception(cpu, Exception::Illegal, bits),
