@@ -27,6 +27,9 @@ pub const BASE: u64 = 0x200_0000;
 pub const SIZE: u64 = 0x1_0000;
 /// `mtime` frequency (the device tree's `timebase-frequency`).
 pub const TIMEBASE_HZ: u64 = 10_000_000;
+/// Host nanoseconds per `mtime` tick: a whole number, so the conversions are exact.
+const NS_PER_TICK: u64 = 1_000_000_000 / TIMEBASE_HZ;
+const _: () = assert!(1_000_000_000 % TIMEBASE_HZ == 0);
 
 /// With the instruction clock: 100 instructions per 100 ns tick, one instruction per nanosecond.
 pub const INSNS_PER_TICK: u64 = 100;
@@ -169,10 +172,8 @@ impl Clint {
     /// Current `mtime`.
     pub fn mtime(&self) -> u64 {
         match &self.shared.clock {
-            Clock::Host(start) => {
-                let ns = start.elapsed().as_nanos();
-                (ns * TIMEBASE_HZ as u128 / 1_000_000_000) as u64
-            }
+            // In u64 (584 years of nanoseconds): a u128 division cost as much as the clock read.
+            Clock::Host(start) => u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX) / NS_PER_TICK,
             Clock::Instructions(t) => {
                 t.instret.load(Ordering::Relaxed) / INSNS_PER_TICK + t.skipped.load(Ordering::Relaxed)
             }
@@ -243,8 +244,7 @@ impl Clint {
         if cmp == u64::MAX {
             return None;
         }
-        let ns = (cmp as u128 * 1_000_000_000).div_ceil(TIMEBASE_HZ as u128);
-        Some(*start + Duration::from_nanos(u64::try_from(ns).unwrap_or(u64::MAX)))
+        Some(*start + Duration::from_nanos(cmp.saturating_mul(NS_PER_TICK)))
     }
 
     /// Notified whenever the guest changes an `mtimecmp`.
