@@ -12,7 +12,7 @@
 
 use crate::config::CacheMode;
 use crate::image::{DiskImage, SECTOR_SIZE};
-use crate::io::{Backend, DeviceId, execute, process_queue};
+use crate::io::{Backend, DeviceId, drain, execute, process_queue};
 use crate::request::{DiskInfo, HEADER_SIZE, Operation, Request, RequestError, Segment, parse_request};
 use crate::{Interrupt, QUEUE_SIZE};
 use std::path::PathBuf;
@@ -22,7 +22,7 @@ use virtio_bindings::virtio_blk::{
     VIRTIO_BLK_ID_BYTES, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK, VIRTIO_BLK_S_UNSUPP,
 };
 use virtio_queue::desc::split::Descriptor;
-use virtio_queue::{Queue, QueueOwnedT, QueueState, QueueT};
+use virtio_queue::{Queue, QueueState, QueueT};
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend};
 use vm_plugin_api::{
     RamOnly,
@@ -259,48 +259,30 @@ fn serve_checked(q: &mut Queue, rig: &Rig, summary: &mut Summary) -> Result<bool
     let b = &rig.backend;
     let mem = b.mem.as_ref();
     let info = DiskInfo { sectors: b.disk.sectors(), read_only: b.disk.read_only() };
-    let mut more = false;
-    loop {
-        q.disable_notification(mem)?;
-        let mut served = false;
-        while let Some(chain) = q.iter(mem)?.next() {
-            served = true;
-            if summary.statuses.len() == MAX_REQUESTS {
-                return Ok(true);
-            }
-            let head = chain.head_index();
-            let descs: Vec<Descriptor> = chain.clone().collect();
-            // The parser alone, on a disk as large as a u64 allows.
-            let huge = DiskInfo { sectors: u64::MAX, read_only: info.read_only };
-            check_parse(mem, &descs, huge, &parse_request(mem, chain.clone(), huge));
+    drain(q, b, |chain| {
+        if summary.statuses.len() == MAX_REQUESTS {
+            return None;
+        }
+        let descs: Vec<Descriptor> = chain.clone().collect();
+        // The parser alone, on a disk as large as a u64 allows.
+        let huge = DiskInfo { sectors: u64::MAX, read_only: info.read_only };
+        check_parse(mem, &descs, huge, &parse_request(mem, chain.clone(), huge));
 
-            let parsed = parse_request(mem, chain, info);
-            check_parse(mem, &descs, info, &parsed);
-            let used_len = match parsed {
-                Ok(req) => {
-                    let status = check_served(rig, &descs, &req);
-                    summary.statuses.push(Some(status.0));
-                    status.1
-                }
-                Err(_) => {
-                    b.interrupt.set_needs_reset();
-                    summary.statuses.push(None);
-                    0
-                }
-            };
-            q.add_used(mem, head, used_len)?;
-            if q.needs_notification(mem)? {
-                b.interrupt.signal_used();
+        let parsed = parse_request(mem, chain, info);
+        check_parse(mem, &descs, info, &parsed);
+        Some(match parsed {
+            Ok(req) => {
+                let status = check_served(rig, &descs, &req);
+                summary.statuses.push(Some(status.0));
+                status.1
             }
-        }
-        if more && !served {
-            return Err(virtio_queue::Error::InvalidAvailRingIndex);
-        }
-        if !q.enable_notification(mem)? {
-            return Ok(false);
-        }
-        more = true;
-    }
+            Err(_) => {
+                b.interrupt.set_needs_reset();
+                summary.statuses.push(None);
+                0
+            }
+        })
+    })
 }
 
 fn in_ram(mem: &GuestMem, addr: u64, len: u64) -> bool {

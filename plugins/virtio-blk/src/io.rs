@@ -16,7 +16,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use virtio_bindings::virtio_blk::{VIRTIO_BLK_ID_BYTES, VIRTIO_BLK_S_IOERR, VIRTIO_BLK_S_OK};
-use virtio_queue::{Queue, QueueOwnedT, QueueT};
+use virtio_queue::{DescriptorChain, Queue, QueueOwnedT, QueueT};
 use vm_memory::{Bytes, GuestMemoryBackend, bitmap::Bitmap};
 use vm_virtio_common::{GuestMem, Interrupt};
 
@@ -152,26 +152,42 @@ pub fn more_within(q: &Queue, mem: &GuestMem, stop: &AtomicBool, poll: Duration)
 /// Serves every available request (virtio-queue's suppression loop), or returns early once
 /// `stop` is set, leaving the rest in the ring for the next start.
 pub fn process_queue(q: &mut Queue, b: &Backend, stop: &AtomicBool) -> Result<(), virtio_queue::Error> {
-    let mem = b.mem.as_ref();
     let info = DiskInfo { sectors: b.disk.sectors(), read_only: b.disk.read_only() };
+    drain(q, b, |chain| {
+        if stop.load(Ordering::Relaxed) {
+            return None;
+        }
+        Some(match parse_request(b.mem.as_ref(), chain, info) {
+            Ok(req) => execute(&req, b),
+            Err(_) => {
+                // Nowhere to say it failed: give the buffers back and flag the device.
+                b.interrupt.set_needs_reset();
+                0
+            }
+        })
+    })
+    .map(|_stopped| ())
+}
+
+/// virtio-queue's notification-suppression loop: `serve` answers each available chain with its
+/// `used.len`, or with `None` to stop there, leaving that chain and the rest in the ring (then
+/// this gives true).
+pub fn drain(
+    q: &mut Queue,
+    b: &Backend,
+    mut serve: impl FnMut(DescriptorChain<&GuestMem>) -> Option<u32>,
+) -> Result<bool, virtio_queue::Error> {
+    let mem = b.mem.as_ref();
     let mut more = false;
     loop {
         q.disable_notification(mem)?;
         let mut served = false;
         while let Some(chain) = q.iter(mem)?.next() {
             served = true;
-            if stop.load(Ordering::Relaxed) {
-                q.go_to_previous_position();
-                return Ok(());
-            }
             let head = chain.head_index();
-            let used_len = match parse_request(mem, chain, info) {
-                Ok(req) => execute(&req, b),
-                Err(_) => {
-                    // Nowhere to say it failed: give the buffers back and flag the device.
-                    b.interrupt.set_needs_reset();
-                    0
-                }
+            let Some(used_len) = serve(chain) else {
+                q.go_to_previous_position();
+                return Ok(true);
             };
             q.add_used(mem, head, used_len)?;
             if q.needs_notification(mem)? {
@@ -185,7 +201,7 @@ pub fn process_queue(q: &mut Queue, b: &Backend, stop: &AtomicBool) -> Result<()
             return Err(virtio_queue::Error::InvalidAvailRingIndex);
         }
         if !q.enable_notification(mem)? {
-            return Ok(());
+            return Ok(false);
         }
         more = true;
     }
